@@ -1,0 +1,44 @@
+# The two commands a learner needs are `make lab` and `make test`.
+# Both create .venv on first use and install the package with the pins in
+# constraints.txt (the one pin set, shared with CI and binder/).
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.mi-course-installed
+PYTEST_ARGS ?=
+
+.PHONY: lab test setup browser build bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	# torch first, pinned to the CPU wheel: an unpinned torch pulls GBs of CUDA.
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt torch
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $@
+
+# Debian's Chromium for the browser test (Playwright drives it through
+# executable_path; Playwright's own browser download cannot work offline).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium not found: the browser test will be skipped (install Debian's chromium to run it)"; fi
+
+lab: setup
+	$(VENV)/bin/mi-course lab
+
+build: setup
+	$(VENV)/bin/mi-course build
+
+test: setup browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean-venv:
+	rm -rf $(VENV)

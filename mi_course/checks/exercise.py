@@ -1,0 +1,161 @@
+"""Exercise definitions: what a learner must produce and how the grader judges it.
+
+A :class:`FunctionExercise` compares the learner's function with a reference
+implementation on several seeded random inputs and edge cases, and recognises
+known mistakes by running small "wrong" implementations on the same inputs.
+A :class:`CustomExercise` judges with its own function (for random outputs or
+plain values).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .compare import describe_mismatch, values_match
+from .sandbox import DEFAULT_TIMEOUT_S, call_with_timeout
+
+
+@dataclass
+class Case:
+    """One set of inputs, with a label the learner will read (e.g. "an all-zero column in W")."""
+
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    label: str = "a random input"
+
+
+@dataclass
+class Mistake:
+    """A known wrong answer: ``fn`` computes it; ``message`` explains the fix."""
+
+    fn: Callable[..., Any]
+    message: str
+
+
+@dataclass
+class Exercise:
+    """Base class: an id like ``"03.tms_forward"``, a title, progressive hints and a
+    reference (the object used downstream in a notebook while the learner's fails)."""
+
+    id: str
+    title: str
+    hints: list[str]
+    reference: Any
+
+    @property
+    def chapter(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.id.split(".", 1)[1]
+
+    def evaluate(self, learner: Any) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def seed(self) -> int:
+        """A seed fixed per exercise, so a check gives the same verdict on every run."""
+        return zlib.crc32(self.id.encode())
+
+
+def _clone(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_clone(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _clone(v) for k, v in obj.items()}
+    try:
+        return copy.deepcopy(obj)
+    except Exception:
+        return obj
+
+
+def _changed(before: Any, after: Any) -> bool:
+    if isinstance(before, torch.Tensor):
+        return not (isinstance(after, torch.Tensor) and after.shape == before.shape
+                    and torch.equal(after.detach(), before.detach()))
+    if isinstance(before, (tuple, list)):
+        return any(_changed(b, a) for b, a in zip(before, after))
+    return False
+
+
+def _arg_names(fn: Callable, n: int) -> list[str]:
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        names = []
+    return [names[i] if i < len(names) else f"argument {i + 1}" for i in range(n)]
+
+
+@dataclass
+class FunctionExercise(Exercise):
+    """Learner writes a function; it must match ``reference`` on every case from ``cases``."""
+
+    cases: Callable[[torch.Generator], list[Case]] = lambda gen: []
+    mistakes: list[Mistake] = field(default_factory=list)
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    timeout: float = DEFAULT_TIMEOUT_S
+
+    def evaluate(self, learner: Any) -> tuple[bool, str]:
+        if not callable(learner):
+            return False, f"Pass your function itself (e.g. `{self.name}`), not {type(learner).__name__}."
+        cases = self.cases(torch.Generator().manual_seed(self.seed()))
+        for case in cases:
+            verdict = self._evaluate_case(learner, case)
+            if verdict is not None:
+                return False, verdict
+        return True, f"{self.title}: matches the reference on all {len(cases)} test cases (random inputs and edge cases)."
+
+    def _evaluate_case(self, learner: Callable, case: Case) -> str | None:
+        expected = self.reference(*_clone(case.args), **_clone(case.kwargs))
+        args, kwargs = _clone(case.args), _clone(case.kwargs)
+        outcome = call_with_timeout(learner, args, kwargs, self.timeout)
+        if outcome.error:
+            return f"On {case.label}: {outcome.error}"
+        for name, before, after in zip(_arg_names(self.reference, len(args)), case.args, args):
+            if _changed(before, after):
+                return (f"Your function changed its input `{name}` in place (on {case.label}). "
+                        "In-place operations such as `x /= ...`, `x[...] = ...` or `x.relu_()` modify the "
+                        "caller's tensor; compute a new tensor instead.")
+        problem = describe_mismatch(outcome.value, expected, atol=self.atol, rtol=self.rtol)
+        if problem is None:
+            return None
+        for mistake in self.mistakes:
+            try:
+                wrong = mistake.fn(*_clone(case.args), **_clone(case.kwargs))
+            except Exception:
+                continue
+            if values_match(outcome.value, wrong, atol=self.atol, rtol=self.rtol):
+                return f"{mistake.message}\n(On {case.label}: {problem})"
+        return f"On {case.label}: {problem}"
+
+
+@dataclass
+class CustomExercise(Exercise):
+    """Judged by ``judge(learner) -> (passed, message)``; for random outputs or plain values."""
+
+    judge: Callable[[Any], tuple[bool, str]] = lambda learner: (False, "no judge")
+
+    def evaluate(self, learner: Any) -> tuple[bool, str]:
+        return self.judge(learner)
+
+
+_REGISTRY: dict[str, Exercise] = {}
+
+
+def register(exercise: Exercise) -> Exercise:
+    """Add an exercise to the registry (chapter modules call this at import)."""
+    _REGISTRY[exercise.id] = exercise
+    return exercise
+
+
+def registry() -> dict[str, Exercise]:
+    return _REGISTRY

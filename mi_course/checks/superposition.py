@@ -1,0 +1,1 @@
+"""Exercises for chapter 03, toy models of superposition (being written)."""

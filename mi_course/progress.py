@@ -1,0 +1,125 @@
+"""Your progress: which exercises you have passed, kept in a small JSON file.
+
+The file lives at ``$MI_COURSE_PROGRESS`` if set, else
+``~/.local/share/mi-course/progress.json`` (``$XDG_DATA_HOME`` respected).
+Writes are atomic (a temporary file renamed over the old one), and a
+corrupted file is moved aside with a warning and progress starts afresh:
+never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "MI_COURSE_PROGRESS"
+FORMAT_VERSION = 1
+
+
+def progress_path() -> Path:
+    """Where the progress file is (the environment variable wins)."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "mi-course" / "progress.json"
+
+
+def _empty() -> dict[str, Any]:
+    return {"version": FORMAT_VERSION, "passed": {}}
+
+
+def load(path: Path | None = None) -> dict[str, Any]:
+    """Read progress; a missing file is empty progress; a corrupted one is backed up and reset."""
+    path = path or progress_path()
+    if not path.exists():
+        return _empty()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("passed"), dict):
+            raise ValueError("unexpected structure")
+        return data
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(path, backup)
+            where = f"moved to {backup}"
+        except OSError:
+            where = "left in place"
+        warnings.warn(f"Progress file {path} was unreadable ({exc}); it was {where} and progress starts afresh.",
+                      stacklevel=2)
+        return _empty()
+
+
+def save(data: dict[str, Any], path: Path | None = None) -> None:
+    """Write progress atomically: temporary file in the same folder, fsync, rename."""
+    path = path or progress_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".progress-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def record_pass(exercise_id: str, path: Path | None = None) -> None:
+    """Mark an exercise as passed (first pass time kept). Failures to write only warn."""
+    try:
+        data = load(path)
+        data["passed"].setdefault(exercise_id, {"first_passed": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        save(data, path)
+    except OSError as exc:
+        warnings.warn(f"Could not save progress to {path or progress_path()}: {exc}", stacklevel=2)
+
+
+def passed(path: Path | None = None) -> set[str]:
+    """Ids of the exercises passed so far."""
+    return set(load(path)["passed"])
+
+
+def summary(path: Path | None = None) -> list[dict[str, Any]]:
+    """One row per chapter that has exercises: number, title, passed, total, missing ids."""
+    from .chapters import CHAPTERS
+    from .checks import exercises
+
+    done = passed(path)
+    rows = []
+    for ch in CHAPTERS:
+        ids = exercises(ch.number)
+        if not ids:
+            continue
+        rows.append({"chapter": ch.number, "title": ch.title, "passed": sum(i in done for i in ids),
+                     "total": len(ids), "missing": [i for i in ids if i not in done]})
+    return rows
+
+
+def table(path: Path | None = None) -> str:
+    """The progress table that ``mi-course progress`` prints."""
+    rows = summary(path)
+    lines = [f"Progress file: {path or progress_path()}", "", f"{'chapter':<40} {'passed':>8}  bar"]
+    for r in rows:
+        bar = "█" * r["passed"] + "·" * (r["total"] - r["passed"])
+        lines.append(f"{r['chapter'] + ' ' + r['title']:<40} {r['passed']:>3}/{r['total']:<4}  {bar}")
+    return "\n".join(lines)
+
+
+def widget(path: Path | None = None):
+    """A small ipywidgets view of the same table, one progress bar per chapter."""
+    import ipywidgets as w
+
+    items = [w.HTML(f"<b>Progress</b> <small>({path or progress_path()})</small>")]
+    for r in summary(path):
+        bar = w.IntProgress(value=r["passed"], min=0, max=r["total"], description=r["chapter"],
+                            bar_style="success" if r["passed"] == r["total"] else "info")
+        items.append(w.HBox([bar, w.Label(f"{r['passed']}/{r['total']} · {r['title']}")]))
+    return w.VBox(items)
