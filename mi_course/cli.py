@@ -1,0 +1,96 @@
+"""The ``mi-course`` command: ``build``, ``progress``, ``lab`` and ``doctor``.
+
+Run ``mi-course --help`` or ``mi-course <command> --help`` for details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .notebook_build import build_all, find_root, stale
+
+    try:
+        root = find_root()
+        files = build_all(root, check=args.check, force=args.force)
+    except (OSError, ValueError) as exc:  # no repository, unreadable notebook, BuildError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        if files:
+            print("Out of date (run `mi-course build`; delete notebooks that have no solution):")
+            print("\n".join(f"  {p.relative_to(root)}" for p in files))
+            return 1
+        print("All generated files are up to date.")
+        return 0
+    print("\n".join(f"wrote {p.relative_to(root)}" for p in files) or "Nothing to do: all up to date.")
+    for path in stale(root):
+        print(f"warning: {path.relative_to(root)} has no solution notebook; delete it if it is obsolete.")
+    return 0
+
+
+def _progress(args: argparse.Namespace) -> int:
+    from .progress import table
+
+    print(table())
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from .lab import lab
+    from .notebook_build import find_root
+
+    folder = Path(args.dir)
+    if not folder.is_absolute() and not folder.is_dir():
+        try:
+            folder = find_root() / folder  # `mi-course lab` from anywhere inside the repository
+        except FileNotFoundError:
+            pass
+    try:
+        return lab(folder, port=args.port, open_browser=not args.no_browser, allow_root=args.allow_root)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    doctor()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (one sub-command per job)."""
+    p = argparse.ArgumentParser(prog="mi-course", description="Tools for the mi-course notebooks.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="generate chapters/ and puzzles/ from solutions/ (and binder/requirements.txt)")
+    b.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything is out of date")
+    b.add_argument("--force", action="store_true", help="overwrite generated notebooks even if they have outputs")
+    b.set_defaults(func=_build)
+
+    sub.add_parser("progress", help="show which exercises you have passed").set_defaults(func=_progress)
+
+    lab = sub.add_parser("lab", help="start JupyterLab on the chapters (only reachable from this machine)")
+    lab.add_argument("--port", type=int, default=None, help="port to listen on (default: 8888, or a free one)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    lab.add_argument("--dir", default="chapters", help="folder to open (default: chapters)")
+    lab.add_argument("--allow-root", action="store_true", help="let Jupyter run as root (e.g. in a container)")
+    lab.set_defaults(func=_lab)
+
+    sub.add_parser("doctor", help="report versions, device, shipped models and hub access").set_defaults(func=_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mi-course`` command; returns the exit code."""
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
