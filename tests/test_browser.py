@@ -1,0 +1,456 @@
+"""Drive JupyterLab in headless Chromium, as a learner would.
+
+A real JupyterLab server (token auth on, all Jupyter state in a temporary
+folder) serves a copy of a notebook; Playwright opens it in Debian's Chromium,
+runs every cell, checks that widgets render and that the grader's messages
+show, types a solution into an exercise cell and runs it.
+
+The generic machinery is exercised on a tiny fixture notebook (fast); the
+chapter test drives ``chapters/03_superposition.ipynb``.
+
+Needs ``/usr/bin/chromium`` (``make browser`` installs it): without it these
+tests skip, except on CI (``CI=true``), where they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = REPO / "artifacts" / "browser"
+
+SERVER_START_TIMEOUT_S = 90
+LAB_LOAD_TIMEOUT_S = 120  # JupyterLab's first load in Chromium is slow on 2 cores
+KERNEL_TIMEOUT_S = 120
+RUN_ALL_TIMEOUT_S = 300  # chapter notebooks train small models on the CPU
+CELL_TIMEOUT_S = 120
+
+CHAPTER_03 = REPO / "chapters" / "03_superposition.ipynb"
+CHAPTER_03_SOLUTION = '''\
+def dimensions_per_feature(W):
+    return W.shape[-2] / W.pow(2).sum(dim=(-2, -1))
+
+dimensions_per_feature = check(dimensions_per_feature)'''
+
+
+# --------------------------------------------------------------------------
+# The JupyterLab server
+# --------------------------------------------------------------------------
+
+@dataclass
+class Lab:
+    root: Path
+    port: int
+    token: str
+    log: Path
+    progress: Path  # $MI_COURSE_PROGRESS for the kernels it starts
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"http://127.0.0.1:{self.port}{path}{sep}token={self.token}"
+
+    def log_tail(self, n: int = 40) -> str:
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return "\n".join(lines[-n:])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _isolated_env(base: Path, progress: Path) -> dict[str, str]:
+    """Environment for the server (and so the kernel): all Jupyter state under ``base``."""
+    env = dict(os.environ)
+    dirs = {
+        "JUPYTER_CONFIG_DIR": base / "config",
+        "JUPYTER_DATA_DIR": base / "data",
+        "JUPYTER_RUNTIME_DIR": base / "runtime",
+        "JUPYTERLAB_SETTINGS_DIR": base / "lab-settings",
+        "JUPYTERLAB_WORKSPACES_DIR": base / "lab-workspaces",
+        "IPYTHONDIR": base / "ipython",
+    }
+    env["MI_COURSE_PROGRESS"] = str(progress)
+    for name, path in dirs.items():
+        path.mkdir(parents=True, exist_ok=True)
+        env[name] = str(path)
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    env.pop("MPLBACKEND", None)  # the kernel's own default (inline plots)
+    # Offline: no news or update checks (they would only add toasts and failed requests).
+    settings = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    notification = settings / "notification.jupyterlab-settings"
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return env
+
+
+def _wait_for_server(lab: Lab, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with code {proc.returncode}:\n{lab.log_tail()}")
+        try:
+            with urllib.request.urlopen(lab.url("/api/status"), timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"JupyterLab did not answer within {SERVER_START_TIMEOUT_S} s:\n{lab.log_tail()}")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Lab:
+    """A JupyterLab server whose root is an empty temporary folder; killed at the end."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "notebooks"
+    root.mkdir()
+    lab = Lab(root=root, port=_free_port(), token=secrets.token_hex(16), log=base / "jupyterlab.log",
+              progress=base / "progress.json")
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={lab.port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={lab.token}", f"--ServerApp.root_dir={root}",
+        f"--LabApp.workspaces_dir={base / 'lab-workspaces'}",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp, to run commands and read the model
+        "--LabApp.extension_manager=readonly",  # offline: no PyPI queries
+    ]
+    if os.geteuid() == 0:  # containers and CI often run as root
+        cmd.append("--allow-root")
+    with open(lab.log, "wb") as log:
+        proc = subprocess.Popen(cmd, env=_isolated_env(base, lab.progress), cwd=root, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_server(lab, proc)
+        yield lab
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+# --------------------------------------------------------------------------
+# The browser
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} not found: install Debian's chromium (`make browser`) to run the browser tests"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (CI=true, so this is a failure, not a skip)")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+# --------------------------------------------------------------------------
+# Driving a notebook
+# --------------------------------------------------------------------------
+
+# JavaScript run in the page. `jupyterapp` is exposed by --LabApp.expose_app_in_browser.
+_JS_PANEL = """
+(path) => {
+  const panels = Array.from(window.jupyterapp.shell.widgets('main'));
+  return panels.find(w => w.context && w.context.path === path);
+}
+"""
+
+_JS_NOTEBOOK_READY = f"""
+(path) => {{
+  if (!window.jupyterapp) return false;
+  const panel = ({_JS_PANEL})(path);
+  if (!panel || !panel.context.isReady) return false;
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
+}}
+"""
+
+_JS_RUN_STATE = f"""
+(path) => {{
+  const panel = ({_JS_PANEL})(path);
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  const cells = [];
+  const model = panel.content.model;
+  for (let i = 0; i < model.cells.length; i++) {{
+    const cell = model.cells.get(i);
+    if (cell.type !== 'code') continue;
+    const outputs = cell.outputs.toJSON();
+    const error = outputs.find(o => o.output_type === 'error');
+    cells.push({{
+      index: i,
+      empty: cell.sharedModel.getSource().trim() === '',
+      count: cell.executionCount,
+      error: error ? error.ename + ': ' + error.evalue : null,
+    }});
+  }}
+  return {{kernel: kernel ? kernel.status : 'none', cells}};
+}}
+"""
+
+_JS_FIND_CELL = f"""
+([path, marker]) => {{
+  const panel = ({_JS_PANEL})(path);
+  const model = panel.content.model;
+  for (let i = 0; i < model.cells.length; i++) {{
+    if (model.cells.get(i).sharedModel.getSource().includes(marker)) return i;
+  }}
+  return -1;
+}}
+"""
+
+_JS_ACTIVATE_CELL = f"""
+async ([path, index, tag]) => {{
+  const panel = ({_JS_PANEL})(path);
+  const notebook = panel.content;
+  notebook.mode = 'command';
+  notebook.activeCellIndex = index;
+  await notebook.scrollToItem(index);
+  notebook.widgets[index].node.dataset.testCell = tag;
+}}
+"""
+
+_JS_CELL = f"""
+([path, index]) => {{
+  const cell = ({_JS_PANEL})(path).content.model.cells.get(index);
+  return {{source: cell.sharedModel.getSource(), count: cell.executionCount,
+           outputs: cell.outputs.toJSON()}};
+}}
+"""
+
+
+def _poll(page, predicate, timeout_s: float, describe) -> None:
+    """Call ``predicate()`` until true; on timeout fail with ``describe()``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        page.wait_for_timeout(500)
+    pytest.fail(f"timed out after {timeout_s:.0f} s: {describe()}")
+
+
+def open_notebook(page, lab: Lab, name: str) -> None:
+    """Open ``name`` in JupyterLab and wait for its kernel to be idle."""
+    page.goto(lab.url(f"/lab/tree/{quote(name)}"), timeout=LAB_LOAD_TIMEOUT_S * 1000)
+    _poll(page, lambda: page.evaluate(_JS_NOTEBOOK_READY, name), LAB_LOAD_TIMEOUT_S + KERNEL_TIMEOUT_S,
+          lambda: f"notebook {name} never became ready with an idle kernel\nserver log:\n{lab.log_tail()}")
+
+
+def run_all_cells(page, name: str, timeout_s: float = RUN_ALL_TIMEOUT_S) -> float:
+    """Run All Cells; wait until every non-empty code cell has run and the kernel is idle.
+
+    Outputs and execution counts saved in the file are cleared first, so a
+    count means "ran now". Fails at once if a cell raised. Returns the seconds it took.
+    """
+    start = time.monotonic()
+    page.evaluate("""async () => {
+      await window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs');
+      await window.jupyterapp.commands.execute('notebook:run-all-cells');
+    }""")
+    state: dict = {}
+
+    def done() -> bool:
+        state.update(page.evaluate(_JS_RUN_STATE, name))
+        errors = [c for c in state["cells"] if c["error"]]
+        if errors:
+            pytest.fail(f"cell {errors[0]['index']} raised {errors[0]['error']}")
+        pending = [c for c in state["cells"] if not c["empty"] and c["count"] is None]
+        return not pending and state["kernel"] == "idle"
+
+    def describe() -> str:
+        pending = [c["index"] for c in state.get("cells", []) if not c["empty"] and c["count"] is None]
+        return f"Run All Cells not finished: kernel {state.get('kernel')}, cells not run yet: {pending}"
+
+    _poll(page, done, timeout_s, describe)
+    return time.monotonic() - start
+
+
+def cell_locator(page, name: str, index: int, tag: str):
+    """Make cell ``index`` active, scroll to it, and return a locator for its DOM node."""
+    page.evaluate(_JS_ACTIVATE_CELL, [name, index, tag])
+    locator = page.locator(f".jp-Notebook .jp-Cell[data-test-cell='{tag}']")
+    locator.scroll_into_view_if_needed()
+    return locator
+
+
+def replace_cell_source(page, cell, text: str) -> None:
+    """Replace a cell's text by typing into its CodeMirror editor."""
+    editor = cell.locator(".cm-content")
+    editor.click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)
+
+
+def save_screenshot(page, name: str, tmp_path: Path) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    shutil.copy(path, tmp_path / path.name)
+    return path
+
+
+@dataclass
+class Timings:
+    open_s: float
+    run_all_s: float
+    exercise_s: float
+
+
+def drive_notebook(page, lab: Lab, notebook: str, *, exercise_cell_marker: str, solution_source: str,
+                   screenshot: str, tmp_path: Path,
+                   widget_selector: str = ".jupyter-widgets:not(.widget-error)") -> Timings:
+    """What a learner does, checked at each step.
+
+    Open the notebook, Run All Cells (no cell may raise); a widget renders; the
+    exercise cell (the code cell containing ``exercise_cell_marker``) shows
+    "❌ not yet"; type ``solution_source`` into it, run it with Shift+Enter, and
+    it shows "✅ passed". A screenshot is saved either way.
+    """
+    try:
+        timings = _drive(page, lab, notebook, exercise_cell_marker, solution_source, widget_selector)
+    except BaseException:
+        with contextlib.suppress(Exception):  # best effort: never hide the real failure
+            print(f"\nscreenshot of the failure: {save_screenshot(page, screenshot, tmp_path)}")
+        raise
+    save_screenshot(page, screenshot, tmp_path)
+    return timings
+
+
+def _drive(page, lab: Lab, notebook: str, marker: str, solution: str, widget_selector: str) -> Timings:
+    from playwright.sync_api import expect
+
+    t0 = time.monotonic()
+    open_notebook(page, lab, notebook)
+    t_open = time.monotonic() - t0
+    t_run_all = run_all_cells(page, notebook)
+
+    widget = page.locator(widget_selector).first
+    widget.scroll_into_view_if_needed()
+    expect(widget).to_be_visible()
+    expect(page.locator(".jp-Notebook")).not_to_contain_text("Error displaying widget")
+
+    index = page.evaluate(_JS_FIND_CELL, [notebook, marker])
+    assert index >= 0, f"no cell in {notebook} contains {marker!r}"
+    cell = cell_locator(page, notebook, index, "exercise")
+    output = cell.locator(".jp-OutputArea")
+    expect(output).to_contain_text("❌ not yet")
+    count_before = page.evaluate(_JS_CELL, [notebook, index])["count"]
+
+    t1 = time.monotonic()
+    replace_cell_source(page, cell, solution)
+    typed = page.evaluate(_JS_CELL, [notebook, index])["source"]
+    assert typed == solution, f"the editor holds:\n{typed}"
+    page.keyboard.press("Shift+Enter")
+    _poll(page, lambda: page.evaluate(_JS_CELL, [notebook, index])["count"] not in (None, count_before),
+          CELL_TIMEOUT_S, lambda: f"exercise cell {index} did not run again after Shift+Enter")
+    cell.scroll_into_view_if_needed()
+    expect(output).to_contain_text("✅ passed", timeout=CELL_TIMEOUT_S * 1000)
+    expect(output).not_to_contain_text("❌ not yet")
+    return Timings(t_open, t_run_all, time.monotonic() - t1)
+
+
+# --------------------------------------------------------------------------
+# The tests
+# --------------------------------------------------------------------------
+
+def _fixture_notebook() -> nbformat.NotebookNode:
+    """A tiny notebook shaped like a chapter: a widget, a grader, a stub exercise."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Fixture notebook for the browser test"),
+        nbformat.v4.new_code_cell(
+            "import ipywidgets as widgets\n"
+            "widgets.IntSlider(value=3, min=0, max=10, description='features')"),
+        nbformat.v4.new_code_cell(
+            "from IPython.display import HTML, display\n\n"
+            "def check(fn):\n"
+            "    try:\n"
+            "        ok = fn() == 42\n"
+            "    except Exception:\n"
+            "        ok = False\n"
+            "    display(HTML('<b>✅ passed</b>' if ok else '<b>❌ not yet</b>'))\n"
+            "    return fn"),
+        nbformat.v4.new_code_cell(
+            "def answer():\n"
+            "    # your code here\n"
+            "    raise NotImplementedError(\"your code here\")\n\n"
+            "answer = check(answer)"),
+        nbformat.v4.new_code_cell("print('the cells below still run')"),
+    ]
+    for count, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        cell.execution_count = 10 + count  # stale counts, as in a saved notebook: must not fool the wait
+    return nb
+
+
+def test_fixture_notebook_in_jupyterlab(lab, page, tmp_path):
+    name = "fixture.ipynb"
+    nbformat.write(_fixture_notebook(), lab.root / name)
+    timings = drive_notebook(
+        page, lab, name,
+        exercise_cell_marker="def answer(",
+        solution_source="def answer():\n    return 42\n\nanswer = check(answer)",
+        widget_selector=".widget-slider",
+        screenshot="fixture", tmp_path=tmp_path,
+    )
+    print(f"\nfixture notebook: {timings}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHAPTER_03.exists(), reason="chapters/03_superposition.ipynb not generated yet")
+def test_chapter_03_in_jupyterlab(lab, page, tmp_path):
+    shutil.copy(CHAPTER_03, lab.root / CHAPTER_03.name)
+    timings = drive_notebook(
+        page, lab, CHAPTER_03.name,
+        exercise_cell_marker="def dimensions_per_feature(",
+        solution_source=CHAPTER_03_SOLUTION,
+        screenshot="chapter03", tmp_path=tmp_path,
+    )
+    print(f"\nchapter 03: {timings}")
+    passed = json.loads(lab.progress.read_text())["passed"]
+    assert any(i.endswith(".dimensions_per_feature") for i in passed), passed
