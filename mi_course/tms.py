@@ -1,0 +1,331 @@
+"""Toy models of superposition (Elhage et al. 2022; seed note 003).
+
+The model squeezes ``n`` features through ``m < n`` hidden dimensions and back:
+
+    h  = W x                    W: [m, n]   (each column W_i is feature i's direction)
+    x' = ReLU(W^T h + b) = ReLU(W^T W x + b)
+
+Many *instances* (one per sparsity or importance setting) are trained at once
+in one batched model: every tensor carries a leading ``instances`` dimension,
+and the loss of each instance depends only on its own weights.
+
+These functions are also the grader's reference implementations for chapter
+03: try the exercises before reading them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+
+# ----------------------------------------------------------------------------
+# Data, model, loss
+# ----------------------------------------------------------------------------
+
+def generate_batch(batch_size: int, n_features: int, feature_probability: Tensor,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """Sparse synthetic features.
+
+    Each feature is 0 with probability ``1 - p`` (its sparsity S) and otherwise
+    uniform on [0, 1]; ``p`` is the instance's feature probability.
+
+    feature_probability: [instances] (or [instances, features])
+    returns:             [batch, instances, features]
+    """
+    p = feature_probability
+    if p.ndim == 1:
+        p = p[:, None]
+    u = torch.rand((batch_size, p.shape[0], n_features), generator=generator, device=p.device)
+    # One draw does both jobs: the feature is present when u < p, and then
+    # u / p is uniform on [0, 1]. (Two separate draws are just as correct.)
+    return torch.where(u < p, u / p, torch.zeros((), device=p.device))
+
+
+def tms_forward(W: Tensor, b: Tensor, x: Tensor) -> Tensor:
+    """The toy model's forward pass ``ReLU(W^T W x + b)`` for every instance.
+
+    W: [instances, hidden, features]   b: [instances, features]
+    x: [batch, instances, features]    returns: [batch, instances, features]
+    """
+    hidden = torch.einsum("ihf,bif->bih", W, x)
+    out = torch.einsum("ihf,bih->bif", W, hidden)
+    return torch.relu(out + b)
+
+
+def tms_loss(out: Tensor, x: Tensor, importance: Tensor) -> Tensor:
+    """Importance-weighted squared error, one loss per instance.
+
+    ``L = mean over batch of sum_i I_i (x_i - x'_i)^2``.
+
+    out, x:     [batch, instances, features]
+    importance: [instances, features]
+    returns:    [instances]
+    """
+    return (importance * (x - out) ** 2).sum(-1).mean(0)
+
+
+class ToyModel(nn.Module):
+    """A batch of independent toy models, ``n_instances`` of them, trained together.
+
+    W: [instances, hidden, features], b: [instances, features].
+    ``feature_probability`` ([instances, features]) and ``importance``
+    ([instances, features]) are buffers that travel with the model.
+    """
+
+    def __init__(self, n_features: int, n_hidden: int, feature_probability: Tensor,
+                 importance: Tensor, seed: int = 0, device: str | torch.device = "cpu"):
+        super().__init__()
+        feature_probability = torch.as_tensor(feature_probability, dtype=torch.float32)
+        n_instances = feature_probability.shape[0]
+        if feature_probability.ndim == 1:
+            feature_probability = feature_probability[:, None].expand(n_instances, n_features)
+        importance = torch.as_tensor(importance, dtype=torch.float32)
+        if importance.ndim == 1:
+            importance = importance[None, :].expand(n_instances, n_features)
+        gen = torch.Generator().manual_seed(seed)
+        W = torch.empty(n_instances, n_hidden, n_features)
+        for i in range(n_instances):  # Xavier-normal, per instance, from one seeded stream
+            W[i] = torch.randn(n_hidden, n_features, generator=gen) * math.sqrt(2 / (n_hidden + n_features))
+        self.W = nn.Parameter(W.to(device))
+        self.b = nn.Parameter(torch.zeros(n_instances, n_features, device=device))
+        self.register_buffer("feature_probability", feature_probability.contiguous().to(device))
+        self.register_buffer("importance", importance.contiguous().to(device))
+
+    @property
+    def n_instances(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.W.shape[2]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [batch, instances, features] -> [batch, instances, features]"""
+        return tms_forward(self.W, self.b, x)
+
+    def batch(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """A fresh batch of sparse features: [batch, instances, features]."""
+        return generate_batch(batch_size, self.n_features, self.feature_probability, generator)
+
+
+# ----------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    """Optimiser settings.
+
+    The paper uses Adam at lr 1e-3, batch 1024, 5-10k steps. A higher rate with
+    cosine decay reaches the same geometries in fewer steps on a CPU.
+    """
+
+    steps: int = 3_000
+    batch_size: int = 512
+    lr: float = 1e-2
+    seed: int = 0
+    log_every: int = 50
+    progress: bool = True
+    description: str = "training toy models"
+
+
+def train(model: ToyModel, config: TrainConfig | None = None,
+          forward: Callable[[Tensor, Tensor, Tensor], Tensor] = tms_forward,
+          loss_fn: Callable[[Tensor, Tensor, Tensor], Tensor] = tms_loss) -> Tensor:
+    """Train every instance of ``model`` at once; returns logged losses [n_logs, instances].
+
+    The summed loss is minimised, so each instance follows its own gradient.
+    The learning rate decays on a cosine schedule, which helps the sparse
+    instances settle into their final geometry. ``forward`` and ``loss_fn``
+    can be swapped for your own implementations from the exercises.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or TrainConfig()
+    gen = torch.Generator(device=model.W.device).manual_seed(config.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+    history = []
+    bar = tqdm(range(config.steps), desc=config.description, disable=not config.progress,
+               mininterval=0.5, leave=False)
+    for step in bar:
+        x = model.batch(config.batch_size, gen)
+        loss = loss_fn(forward(model.W, model.b, x), x, model.importance)
+        optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        optimizer.step()
+        schedule.step()
+        if step % config.log_every == 0 or step == config.steps - 1:
+            history.append(loss.detach().cpu())
+    bar.close()
+    return torch.stack(history)
+
+
+def train_instances_in_a_loop(n_features: int, n_hidden: int, feature_probability: Tensor,
+                              importance: Tensor, config: TrainConfig) -> list[ToyModel]:
+    """The slow way, for comparison: one single-instance model per setting, trained in turn."""
+    models = []
+    for i, p in enumerate(torch.as_tensor(feature_probability).tolist()):
+        imp = importance if importance.ndim == 1 else importance[i]
+        model = ToyModel(n_features, n_hidden, torch.tensor([p]), imp, seed=config.seed + i)
+        train(model, TrainConfig(**{**config.__dict__, "progress": False}))
+        models.append(model)
+    return models
+
+
+def final_loss(model: ToyModel, batch_size: int = 8192, seed: int = 12345) -> Tensor:
+    """Each instance's loss on one large fresh batch: [instances]."""
+    with torch.no_grad():
+        x = model.batch(batch_size, torch.Generator(device=model.W.device).manual_seed(seed))
+        return tms_loss(model(x), x, model.importance).cpu()
+
+
+def best_of_seeds(model: ToyModel, n_seeds: int) -> Tensor:
+    """Pick, for every setting, the seed whose instance reached the lowest loss.
+
+    Instances are laid out seed-major: instance ``s * n_settings + k`` is
+    setting ``k`` trained from seed ``s`` (``feature_probability.repeat(n_seeds)``).
+    Training sometimes stalls in a local minimum (a 4-feature square instead
+    of a pentagon, say); the best of a few seeds is the model the paper reports.
+    Returns the instance index for each setting: [n_settings].
+    """
+    losses = final_loss(model).view(n_seeds, -1)
+    n_settings = losses.shape[1]
+    return losses.argmin(0) * n_settings + torch.arange(n_settings)
+
+
+def sweep(n_features: int, n_hidden: int, feature_probability: Tensor, importance: Tensor,
+          n_seeds: int = 1, config: TrainConfig | None = None,
+          device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
+    """Train one instance per (setting, seed) in one batched model; keep the best seed.
+
+    feature_probability: [settings]; importance: [features] or [settings, features].
+    returns (W [settings, hidden, features], b [settings, features]) on the CPU.
+    """
+    config = config or TrainConfig()
+    importance = torch.as_tensor(importance, dtype=torch.float32)
+    if importance.ndim == 2:
+        importance = importance.repeat(n_seeds, 1)
+    model = ToyModel(n_features, n_hidden, feature_probability.repeat(n_seeds), importance,
+                     seed=config.seed, device=device)
+    train(model, config)
+    best = best_of_seeds(model, n_seeds).to(model.W.device)
+    return model.W.detach()[best].cpu(), model.b.detach()[best].cpu()
+
+
+# ----------------------------------------------------------------------------
+# Reading the weights
+# ----------------------------------------------------------------------------
+
+def feature_norms(W: Tensor) -> Tensor:
+    """||W_i|| for every feature column. W: [instances, hidden, features] -> [instances, features]"""
+    return W.norm(dim=-2)
+
+
+def feature_dimensionality(W: Tensor, eps: float = 1e-8) -> Tensor:
+    """``D_i = ||W_i||^2 / sum_j (Ŵ_i · W_j)^2``: the fraction of a dimension feature i gets.
+
+    A feature with no weight (all-zero column) gets 0.
+    W: [instances, hidden, features] -> [instances, features]
+    """
+    norms = W.norm(dim=-2, keepdim=True)                        # [i, 1, f]
+    W_hat = W / norms.clamp_min(eps)
+    overlaps = torch.einsum("ihf,ihg->ifg", W_hat, W)            # Ŵ_f · W_g
+    return norms.squeeze(-2) ** 2 / (overlaps ** 2).sum(-1).clamp_min(eps)
+
+
+def dimensions_per_feature(W: Tensor) -> Tensor:
+    """``m / ||W||_F^2`` per instance: hidden dimensions per embedded feature.
+
+    W: [instances, hidden, features] -> [instances]
+    """
+    return W.shape[-2] / W.pow(2).sum(dim=(-2, -1))
+
+
+def is_linear(encode: Callable[[Tensor], Tensor], n_features: int, n_trials: int = 16,
+              tol: float = 1e-4, generator: torch.Generator | None = None) -> bool:
+    """Is ``encode`` a linear representation, ``f(a x + c y) = a f(x) + c f(y)``?
+
+    Tested on random feature vectors and coefficients (positive and negative).
+    encode: [batch, features] -> [batch, d]
+    """
+    x = torch.rand(n_trials, n_features, generator=generator)
+    y = torch.rand(n_trials, n_features, generator=generator)
+    a = torch.randn(n_trials, 1, generator=generator)
+    c = torch.randn(n_trials, 1, generator=generator)
+    lhs, rhs = encode(a * x + c * y), a * encode(x) + c * encode(y)
+    return bool(((lhs - rhs).abs() <= tol * (1 + rhs.abs())).all())
+
+
+def exhibits_superposition(W: Tensor, threshold: float = 0.5, tol: float = 1e-3) -> Tensor:
+    """Superposition test of the hierarchy of feature properties.
+
+    A representation exhibits superposition when the Gram matrix of its
+    (represented) feature directions, ``W^T W`` here, is not invertible: more
+    features than the directions can hold independently. Features whose norm
+    is below ``threshold`` count as not represented and are left out.
+    W: [instances, hidden, features] -> bool [instances]
+    """
+    out = []
+    for Wi in W:
+        kept = Wi[:, Wi.norm(dim=0) > threshold]                 # [hidden, k]
+        if kept.shape[1] == 0:
+            out.append(False)
+            continue
+        eigvals = torch.linalg.eigvalsh(kept.T @ kept)
+        out.append(bool(eigvals.min() < tol * eigvals.max()))
+    return torch.tensor(out)
+
+
+def basis_alignment(W: Tensor, threshold: float = 0.5) -> Tensor:
+    """How basis-aligned the represented features are: mean over them of max_k W_ki^2 / ||W_i||^2.
+
+    1.0 means every represented feature is a one-hot direction. Instances with
+    no represented feature give NaN.
+    W: [instances, hidden, features] -> [instances]
+    """
+    sq = W ** 2
+    share = sq.max(dim=-2).values / sq.sum(dim=-2).clamp_min(1e-12)   # [i, f]
+    kept = (W.norm(dim=-2) > threshold).float()
+    return (share * kept).sum(-1) / kept.sum(-1)
+
+
+def adjacent_angles(directions: Tensor) -> Tensor:
+    """Angles (degrees) between neighbouring 2-D directions, going round the circle.
+
+    directions: [k, 2] (any order, any lengths) -> [k], sorted by direction
+    angle, the last entry closing the circle; they sum to 360.
+    """
+    theta = torch.atan2(directions[:, 1], directions[:, 0])
+    theta = torch.sort(theta).values
+    gaps = torch.diff(theta, append=theta[:1] + 2 * math.pi)
+    return torch.rad2deg(gaps)
+
+
+PHASES = ("second feature dropped", "second feature takes the dimension", "both, antipodal")
+
+
+def classify_phase(W: Tensor, threshold: float = 0.5) -> Tensor:
+    """Phase of a 2-features-in-1-dimension model (feature 1 is the reference feature).
+
+    0: feature 2 dropped (feature 1 alone, or nothing, represented);
+    1: feature 2 takes the dimension, feature 1 dropped;
+    2: both represented, with opposite signs (antipodal superposition).
+    A feature is represented when ``|w| > threshold``.
+    W: [instances, 1, 2] -> long [instances]
+    """
+    w1, w2 = W[:, 0, 0], W[:, 0, 1]
+    both = (w1.abs() > threshold) & (w2.abs() > threshold) & (w1 * w2 < 0)
+    second_only = (w2.abs() > threshold) & (w1.abs() <= threshold)
+    return torch.where(both, 2, torch.where(second_only, 1, 0)).long()
+
+
+STICKY_VALUES = {1.0: "one feature per dim", 3 / 4: "tetrahedron", 2 / 3: "triangle",
+                 1 / 2: "antipodal pair", 2 / 5: "pentagon", 3 / 8: "square antiprism"}
+"""Values of a feature's dimensionality that training tends to 'stick' to."""

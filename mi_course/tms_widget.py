@@ -1,0 +1,55 @@
+"""An explorer for chapter 03: move sparsity and importance, watch the geometry change.
+
+The computation is :func:`train_small`, a plain function (tests call it); the
+widget only wires two sliders and a button to it and redraws.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .tms import TrainConfig, sweep
+
+
+def train_small(feature_probability: float, importance_decay: float, n_features: int = 5,
+                n_seeds: int = 2, steps: int = 1_500, seed: int = 0) -> Tensor:
+    """Train a 5 -> 2 toy model at one setting (best of ``n_seeds``) in about a second.
+
+    Feature i has importance ``importance_decay ** i``. Returns W: [2, n_features].
+    """
+    importance = importance_decay ** torch.arange(n_features, dtype=torch.float32)
+    config = TrainConfig(steps=steps, batch_size=256, lr=1e-2, seed=seed, progress=False)
+    W, _ = sweep(n_features, 2, torch.tensor([feature_probability]), importance, n_seeds, config)
+    return W[0]
+
+
+def superposition_explorer(n_features: int = 5):
+    """Sliders for feature probability (1 - S) and importance decay; retrains and redraws on release."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    from .tms_plots import draw_directions
+
+    density = w.FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.05,
+                               description="1 - S", continuous_update=False,
+                               style={"description_width": "initial"})
+    decay = w.FloatSlider(value=0.9, min=0.5, max=1.0, step=0.05, description="importance decay",
+                          continuous_update=False, style={"description_width": "initial"})
+    out = w.Output()
+
+    def redraw(*_):
+        W = train_small(density.value, decay.value, n_features)
+        importance = decay.value ** torch.arange(n_features, dtype=torch.float32)
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(3.6, 3.6))
+            n_rep = int((W.norm(dim=0) > 0.5).sum())
+            draw_directions(ax, W, importance,
+                            f"1-S = {density.value:.3f}, decay {decay.value:.2f}: {n_rep} features")
+            plt.show()
+
+    density.observe(redraw, names="value")
+    decay.observe(redraw, names="value")
+    redraw()
+    return w.VBox([w.HBox([density, decay]), out])
