@@ -89,13 +89,14 @@ def plot_dimensionality(W: Tensor, feature_probability: Tensor,
     """
     x = (1 / feature_probability).tolist()
     D = feature_dimensionality(W)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for k, xk in enumerate(x):
         ax.scatter([xk] * D.shape[1], D[k].tolist(), s=8, color="tab:blue", alpha=0.35)
     ax.plot(x, dimensions_per_feature(W).tolist(), color="black", lw=2, label="m / ||W||_F^2")
     for value, name in STICKY_VALUES.items():
         ax.axhline(value, ls="--", lw=0.8, color="tab:red")
-        ax.text(x[-1] * 1.05, value, f"{value:.3g} {name}", va="center", fontsize=8, color="tab:red")
+        ax.text(1.01, value, f"{value:.3g} {name}", va="center", fontsize=8, color="tab:red",
+                transform=ax.get_yaxis_transform())
     ax.set_xscale("log")
     ax.set_ylim(-0.05, 1.1)
     ax.set_xlabel("1 / (1 - S)  =  1 / feature probability  (log scale)")
