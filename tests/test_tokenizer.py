@@ -1,0 +1,52 @@
+"""The shipped word-level tokenizer: offline loading, BOS, round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mi_course import world as W
+from mi_course.tokenizer import TOKENIZER_DIR, build_tokenizer, load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer()
+
+
+def test_loads_offline_with_autotokenizer(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    t = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
+    assert len(t) == len(W.VOCAB)
+    assert t.bos_token == "<bos>" and t.bos_token_id == W.BOS_ID
+
+
+def test_shipped_files_match_the_vocabulary():
+    """The files in the package are exactly what ``build_tokenizer`` makes from ``world.VOCAB``."""
+    shipped = json.loads((TOKENIZER_DIR / "tokenizer.json").read_text())
+    built = json.loads(build_tokenizer().to_str())
+    assert shipped["model"]["vocab"] == built["model"]["vocab"] == {w: i for i, w in enumerate(W.VOCAB)}
+    assert shipped == built
+
+
+def test_bos_prepended_and_every_word_one_token(tok):
+    ids = tok("Anna Smith plays the sport of tennis.").input_ids
+    assert tok.convert_ids_to_tokens(ids) == ["<bos>", "Anna", "Smith", "plays", "the", "sport", "of", "tennis", "."]
+    for word in W.VOCAB[len(W.SPECIAL_TOKENS):]:
+        assert tok(word).input_ids == [W.BOS_ID, W.TOKEN_ID[word]]
+
+
+def test_round_trips_generated_text(tok):
+    world = W.World(seed=3)
+    for doc in world.documents(500):
+        ids = tok(doc.text).input_ids
+        assert ids == doc.ids.tolist()
+        assert tok.decode(ids, skip_special_tokens=True) == doc.text
+
+
+def test_unknown_words_map_to_unk(tok):
+    ids = tok("Anna likes zebras").input_ids
+    assert ids[1] == W.TOKEN_ID["Anna"] and ids[-1] == tok.unk_token_id
