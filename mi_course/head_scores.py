@@ -1,0 +1,156 @@
+"""Scores for attention heads: previous-token, induction, composition, ablation.
+
+All functions take a ``TransformerBridge`` (anything with ``run_with_cache``,
+``run_with_hooks``, ``cfg`` and the ``W_Q/W_K/W_V/W_O`` properties). Chapter 04
+builds these step by step; the zoo's model cards and tests use them too.
+
+The repeated-random-tokens test (Olsson et al. 2022; ARENA):
+
+    tokens = [BOS, t_1 .. t_n, t_1 .. t_n]       (n = 50 by default)
+
+* previous-token score of a head: mean attention from each position to the
+  position just before it (the -1 stripe), over every query but BOS;
+* induction score: mean attention from each position of the second copy to
+  the token *after* the earlier occurrence of the current token, i.e. the
+  -(n-1) stripe, over the queries of the second copy;
+* loss on the first vs the second copy: a model with induction heads predicts
+  the second copy almost perfectly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Model = Any  # a TransformerBridge; kept loose so chapters can pass their own models
+
+
+def repeated_random_tokens(pool: Tensor | Sequence[int], n: int = 50, batch: int = 16,
+                           bos_id: int = 0, seed: int = 0) -> Tensor:
+    """``[BOS, t_1..t_n, t_1..t_n]`` with the ``t_i`` drawn uniformly from ``pool``.
+
+    pool: token ids to draw from (e.g. the words a model saw in training)
+    returns: int64 [batch, 1 + 2n]
+    """
+    pool = torch.as_tensor(pool, dtype=torch.long)
+    gen = torch.Generator().manual_seed(seed)
+    half = pool[torch.randint(len(pool), (batch, n), generator=gen)]
+    bos = torch.full((batch, 1), bos_id, dtype=torch.long)
+    return torch.cat([bos, half, half], dim=1)
+
+
+def attention_patterns(model: Model, tokens: Tensor) -> Tensor:
+    """Every head's attention pattern.
+
+    tokens: [batch, seq]   returns: [layer, batch, head, query, key]
+    """
+    names = [f"blocks.{l}.attn.hook_pattern" for l in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens.to(_device(model)), names_filter=lambda n: n in names)
+    return torch.stack([cache[n].float().cpu() for n in names])
+
+
+def stripe_score(patterns: Tensor, offset: int, first_query: int) -> Tensor:
+    """Mean attention on the stripe ``key = query - offset`` over queries >= ``first_query``.
+
+    patterns: [layer, batch, head, query, key]   returns: [layer, head]
+    """
+    seq = patterns.shape[-1]
+    q = torch.arange(max(first_query, offset), seq)
+    return patterns[..., q, q - offset].mean(dim=(1, 3))
+
+
+def prev_token_scores(patterns: Tensor) -> Tensor:
+    """Mean attention to the previous token (queries 1..end). [layer, batch, head, q, k] -> [layer, head]"""
+    return stripe_score(patterns, offset=1, first_query=1)
+
+
+def induction_scores(patterns: Tensor, n: int = 50) -> Tensor:
+    """Mean attention on the -(n-1) stripe from the second copy. [layer, batch, head, q, k] -> [layer, head]"""
+    return stripe_score(patterns, offset=n - 1, first_query=n + 1)
+
+
+def per_token_loss(model: Model, tokens: Tensor, fwd_hooks: list | None = None) -> Tensor:
+    """Cross-entropy of predicting each next token. tokens [batch, seq] -> [batch, seq - 1]"""
+    tokens = tokens.to(_device(model))
+    with torch.no_grad():
+        logits = model.run_with_hooks(tokens, fwd_hooks=fwd_hooks or [])
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    return -logp.gather(-1, tokens[:, 1:, None])[..., 0].cpu()
+
+
+def copy_losses(loss: Tensor, n: int = 50) -> tuple[float, float]:
+    """Mean loss on the first and on the second copy of the repeated tokens.
+
+    ``loss[:, i]`` is the loss of predicting token ``i + 1``. The first token of
+    each copy cannot be predicted, so the first copy is tokens 2..n and the
+    second copy tokens n+2..2n. loss: [batch, 2n]  returns: (first, second)
+    """
+    first = loss[:, 1:n].mean().item()
+    second = loss[:, n + 1: 2 * n].mean().item()
+    return first, second
+
+
+def head_ablation_hooks(heads: Sequence[tuple[int, int]], mean_over: Tensor | None = None) -> list:
+    """Hooks that zero-ablate (or mean-ablate) heads' outputs ``z`` before ``W_O``.
+
+    heads: [(layer, head), ...]; mean_over: if given, the cached ``z`` of that
+    layer [batch, pos, head, d_head] whose mean over batch and position
+    replaces the head's output (mean-ablation).
+    """
+    def make(head: int):
+        def hook(z: Tensor, hook: Any) -> Tensor:
+            z = z.clone()
+            z[:, :, head] = 0.0 if mean_over is None else mean_over[:, :, head].mean(dim=(0, 1))
+            return z
+        return hook
+
+    return [(f"blocks.{layer}.attn.hook_z", make(head)) for layer, head in heads]
+
+
+# ----------------------------------------------------------------------------
+# Composition scores (chapter 02): how much one head's output feeds another.
+# ----------------------------------------------------------------------------
+
+def ov_matrix(model: Model, layer: int, head: int) -> Tensor:
+    """``W_OV = W_V W_O`` (row-vector convention: a residual ``x`` writes ``x @ W_OV``). [d_model, d_model]"""
+    return (model.W_V[layer, head] @ model.W_O[layer, head]).detach().float().cpu()
+
+
+def qk_matrix(model: Model, layer: int, head: int) -> Tensor:
+    """``W_QK = W_Q W_K^T``: the score is ``x_query @ W_QK @ x_key^T``. [d_model, d_model]"""
+    return (model.W_Q[layer, head] @ model.W_K[layer, head].T).detach().float().cpu()
+
+
+def composition_score(W_A: Tensor, W_B: Tensor) -> float:
+    """``||W_A W_B||_F / (||W_A||_F ||W_B||_F)`` (Elhage et al. 2021)."""
+    return ((W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item()
+
+
+def k_composition(model: Model, prev_head: tuple[int, int], ind_head: tuple[int, int]) -> float:
+    """K-composition: how much ``prev_head``'s output is read by ``ind_head``'s keys.
+
+    The key of ``ind_head`` sees ``x @ W_OV``; its score with a query ``y`` is
+    ``y W_QK W_OV^T x^T``, so the score compares ``W_OV`` with ``W_QK^T``.
+    """
+    return composition_score(ov_matrix(model, *prev_head), qk_matrix(model, *ind_head).T)
+
+
+def random_composition_scores(d_model: int, d_head: int, n_samples: int = 500, seed: int = 0) -> Tensor:
+    """Composition scores of random rank-``d_head`` matrices of the heads' shapes.
+
+    The baseline to compare a real composition score with. returns: [n_samples]
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def low_rank() -> Tensor:
+        return torch.randn(d_model, d_head, generator=gen) @ torch.randn(d_head, d_model, generator=gen)
+
+    return torch.tensor([composition_score(low_rank(), low_rank()) for _ in range(n_samples)])
+
+
+def _device(model: Model) -> torch.device:
+    return next(model.parameters()).device
