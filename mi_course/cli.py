@@ -1,4 +1,4 @@
-"""The ``mi-course`` command: ``build``, ``progress``, ``lab`` and ``doctor``.
+"""The ``mi-course`` command: ``build``, ``progress``, ``lab``, ``doctor`` and ``train``.
 
 Run ``mi-course --help`` or ``mi-course <command> --help`` for details.
 """
@@ -63,6 +63,21 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .zoo_training import RECIPES, train_and_save
+
+    if args.name not in RECIPES:
+        print(f"error: no recipe for {args.name!r}; trainable models: {', '.join(RECIPES)}", file=sys.stderr)
+        return 2
+    try:
+        out = train_and_save(args.name, args.out, device=args.device, threads=args.threads)
+    except RuntimeError as exc:  # e.g. --device cuda without a GPU
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (one sub-command per job)."""
     p = argparse.ArgumentParser(prog="mi-course", description="Tools for the mi-course notebooks.")
@@ -83,6 +98,14 @@ def parser() -> argparse.ArgumentParser:
     lab.set_defaults(func=_lab)
 
     sub.add_parser("doctor", help="report versions, device, shipped models and hub access").set_defaults(func=_doctor)
+
+    tr = sub.add_parser("train", help="retrain a shipped model from its recipe (same weights on the same device)")
+    tr.add_argument("name", help="model to train, e.g. attn-only-2l")
+    tr.add_argument("--out", default=None, help="folder to write (default: the package's own zoo folder)")
+    tr.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    tr.add_argument("--threads", type=int, default=1,
+                    help="CPU threads (default 1; the shipped models were trained with 1)")
+    tr.set_defaults(func=_train)
     return p
 
 
