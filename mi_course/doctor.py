@@ -43,7 +43,7 @@ def _models() -> str:
         return "no shipped models yet"
     try:
         models = importlib.import_module("mi_course.models")
-        names = list(models.available())
+        names = list(getattr(models, "shipped", models.available)())
         if not names:
             return "no shipped models yet"
         verify = getattr(models, "verify", None)
