@@ -117,9 +117,10 @@ def widget(path: Path | None = None):
     """A small ipywidgets view of the same table, one progress bar per chapter."""
     import ipywidgets as w
 
-    items = [w.HTML(f"<b>Progress</b> <small>({path or progress_path()})</small>")]
+    items = [w.HTML("<b>Your progress</b>")]
     for r in summary(path):
         bar = w.IntProgress(value=r["passed"], min=0, max=r["total"], description=r["chapter"],
                             bar_style="success" if r["passed"] == r["total"] else "info")
         items.append(w.HBox([bar, w.Label(f"{r['passed']}/{r['total']} · {r['title']}")]))
+    items.append(w.HTML(f"<small>saved in {path or progress_path()}</small>"))
     return w.VBox(items)

@@ -151,9 +151,14 @@ FIVE_TO_TWO = (0.05 ** torch.linspace(0, 1, 10), 0.9 ** torch.arange(5, dtype=to
 
 
 def _judge_settings(learner) -> tuple[bool, str]:
-    if not isinstance(learner, (tuple, list)) or len(learner) != 2:
-        return False, "Pass a tuple: check((feature_probability, importance), '03.five_to_two_settings')."
-    p, imp = learner
+    if not callable(learner):
+        return False, "Pass your function `five_to_two_settings` itself."
+    outcome = call_with_timeout(learner)
+    if outcome.error:
+        return False, outcome.error
+    if not isinstance(outcome.value, (tuple, list)) or len(outcome.value) != 2:
+        return False, "Return a tuple of two tensors: (feature_probability, importance)."
+    p, imp = outcome.value
     expected_p, expected_imp = FIVE_TO_TWO
     problem = describe_mismatch(p, expected_p, name="feature_probability", atol=1e-4)
     if problem and isinstance(p, Tensor) and p.shape == expected_p.shape:
@@ -169,10 +174,15 @@ def _judge_settings(learner) -> tuple[bool, str]:
     return True, "The paper's settings: 10 feature probabilities from 1 to 0.05 and importance 0.9^i."
 
 
+def _five_to_two_reference() -> tuple[Tensor, Tensor]:
+    return FIVE_TO_TWO[0].clone(), FIVE_TO_TWO[1].clone()
+
+
 register(CustomExercise(
-    id="03.five_to_two_settings", title="The 5 -> 2 settings", reference=FIVE_TO_TWO, judge=_judge_settings,
+    id="03.five_to_two_settings", title="The 5 -> 2 settings", reference=_five_to_two_reference,
+    judge=_judge_settings,
     hints=["Geometric spacing from 1 to 0.05: 0.05 ** t for t evenly spaced in [0, 1].",
-           "torch.linspace(0, 1, 10) gives the exponents; 0.9 ** torch.arange(5) the importances."]))
+           "torch.linspace(0, 1, 10) gives the exponents; 0.9 ** torch.arange(5.0) the importances."]))
 
 
 # --- 3.5 angles between adjacent features ------------------------------------------------------

@@ -1,0 +1,56 @@
+"""Solution notebooks run top to bottom on CPU and reproduce their stored outputs.
+
+- strict nbval on each solution (stored outputs vs a fresh run, through tests/sanitize.cfg);
+- the generated exercise notebook with the answers put back runs under papermill with
+  device="cpu", and prints the same sanitized text as the stored solution (a second run).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mi_course.notebook_run import execute, load_sanitizer, restore_solutions, text_outputs
+
+REPO = Path(__file__).resolve().parents[1]
+SANITIZER = REPO / "tests" / "sanitize.cfg"
+SOLUTIONS = sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+def test_there_are_solution_notebooks():
+    assert SOLUTIONS, "no solution notebooks found in solutions/"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=_ids(SOLUTIONS))
+def test_solution_passes_strict_nbval(solution, tmp_path):
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+           "--nbval-sanitize-with", str(SANITIZER), "--nbval-cell-timeout", "600",
+           "--rootdir", str(tmp_path), "-o", "addopts=", str(solution)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=solution.parent, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=_ids(SOLUTIONS))
+def test_exercise_notebook_with_answers_runs_under_papermill_on_cpu(solution, tmp_path):
+    solution_nb = nbformat.read(solution, as_version=4)
+    chapter_nb = nbformat.read(REPO / "chapters" / solution.name, as_version=4)
+    assert any("parameters" in c.metadata.get("tags", []) for c in chapter_nb.cells), "no papermill parameters cell"
+    ran = execute(restore_solutions(chapter_nb, solution_nb), tmp_path, parameters={"device": "cpu"})
+    injected = [c for c in ran.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and 'device = "cpu"' in injected[0].source
+    patterns = load_sanitizer(SANITIZER)
+    fresh, stored = text_outputs(ran, patterns), text_outputs(solution_nb, patterns)
+    for cell_id, texts in stored.items():
+        if cell_id in fresh:
+            assert fresh[cell_id] == texts, f"cell {cell_id} printed something else on the second run"
+    assert "✅ passed" in "".join(t for texts in fresh.values() for t in texts)

@@ -1,0 +1,75 @@
+"""The progress file: atomic writes, recovery from corruption, the table and the widget."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from mi_course import progress
+
+
+@pytest.fixture
+def path(tmp_path, monkeypatch):
+    p = tmp_path / "sub" / "progress.json"
+    monkeypatch.setenv(progress.ENV_VAR, str(p))
+    return p
+
+
+def test_environment_variable_sets_the_path(path):
+    assert progress.progress_path() == path
+
+
+def test_record_creates_folders_and_keeps_first_pass_time(path):
+    progress.record_pass("03.tms_loss")
+    first = json.loads(path.read_text())["passed"]["03.tms_loss"]["first_passed"]
+    progress.record_pass("03.tms_loss")
+    assert json.loads(path.read_text())["passed"]["03.tms_loss"]["first_passed"] == first
+    assert progress.passed() == {"03.tms_loss"}
+
+
+def test_writes_leave_no_temporary_files(path):
+    for ex in ("03.tms_loss", "03.tms_forward", "03.generate_batch"):
+        progress.record_pass(ex)
+    assert sorted(os.listdir(path.parent)) == ["progress.json"]
+
+
+def test_a_failed_write_keeps_the_old_file(path, monkeypatch):
+    progress.record_pass("03.tms_loss")
+    before = path.read_text()
+
+    def broken_dump(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(progress.json, "dump", broken_dump)
+    with pytest.warns(UserWarning, match="disk full"):
+        progress.record_pass("03.tms_forward")
+    assert path.read_text() == before
+    assert sorted(os.listdir(path.parent)) == ["progress.json"]
+
+
+@pytest.mark.parametrize("garbage", ["{not json", "[1, 2]", '{"passed": 3}', "\udcff"])
+def test_corrupted_file_is_backed_up_and_progress_restarts(path, garbage):
+    path.parent.mkdir(parents=True)
+    path.write_text(garbage, errors="surrogateescape")
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert progress.passed() == set()
+    backups = [p for p in path.parent.iterdir() if ".corrupt-" in p.name]
+    assert len(backups) == 1 and not path.exists()
+    progress.record_pass("03.tms_loss")        # and recording works again
+    assert progress.passed() == {"03.tms_loss"}
+
+
+def test_table_has_a_row_per_chapter_with_counts(path):
+    progress.record_pass("03.tms_loss")
+    progress.record_pass("03.tms_forward")
+    table = progress.table()
+    row = next(line for line in table.splitlines() if line.startswith("03 "))
+    assert "Toy models of superposition" in row and " 2/11" in row
+
+
+def test_widget_shows_the_same_counts(path):
+    progress.record_pass("03.tms_loss")
+    box = progress.widget()
+    bars = [child.children[0] for child in box.children if hasattr(child, "children") and child.children]
+    assert [(b.description, b.value, b.max) for b in bars] == [("03", 1, 11)]

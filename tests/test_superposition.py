@@ -1,0 +1,153 @@
+"""Chapter 03's library against the published results of Toy Models of Superposition.
+
+The reference results (syllabus, section 03) are asserted on freshly trained
+models, several seeds each with the best kept, as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mi_course import tms
+from mi_course.tms_widget import superposition_explorer, train_small
+
+FIVE_TO_TWO_P = 0.05 ** torch.linspace(0, 1, 10)
+IMPORTANCE = 0.9 ** torch.arange(5.0)
+
+
+@pytest.fixture(scope="module")
+def five_to_two():
+    config = tms.TrainConfig(steps=3_000, seed=1, progress=False)
+    return tms.sweep(5, 2, FIVE_TO_TWO_P, IMPORTANCE, n_seeds=4, config=config)
+
+
+def test_densest_keeps_the_two_most_important_features_orthogonally(five_to_two):
+    W, _ = five_to_two
+    norms = tms.feature_norms(W[0])
+    assert (norms > 0.5).nonzero().flatten().tolist() == [0, 1]
+    assert norms[2:].max() < 0.2
+    angle = tms.adjacent_angles(W[0][:, :2].T)[0].item()
+    assert abs(angle - 90) < 5
+
+
+def test_sparsest_stores_all_five_in_a_pentagon(five_to_two):
+    W, _ = five_to_two
+    assert (tms.feature_norms(W[-1]) > 0.5).all()
+    angles = tms.adjacent_angles(W[-1].T)
+    assert ((angles - 72).abs() <= 10).all(), angles
+
+
+def test_an_intermediate_instance_has_antipodal_pairs(five_to_two):
+    W, _ = five_to_two
+    dpf = tms.dimensions_per_feature(W)
+    found = []
+    for k in range(1, 9):
+        kept = tms.feature_norms(W[k]) > 0.5
+        if kept.sum() != 4:
+            continue
+        unit = W[k][:, kept] / W[k][:, kept].norm(dim=0)
+        cos = unit.T @ unit
+        has_partner = (cos < -0.95).any(dim=1).all()
+        if has_partner and 0.4 <= dpf[k] <= 0.6:
+            found.append(k)
+    assert found, f"no antipodal-pair instance; m/||W||^2 = {dpf.tolist()}"
+
+
+def test_the_bias_turns_negative_with_superposition(five_to_two):
+    """Dense: dropped features get a positive bias (their mean); sparse: all biases negative, to cut interference."""
+    _, b = five_to_two
+    assert b[0][2:].min() > 0
+    assert b[-1].max() < 0
+
+
+def test_large_uniform_run_shows_the_one_half_plateau():
+    """n = 200 features, m = 20 dimensions: m/||W||_F^2 lingers at 1/2 over a range of sparsity."""
+    p = (1 / torch.logspace(math.log10(1.5), math.log10(8), 12))
+    config = tms.TrainConfig(steps=2_000, batch_size=256, seed=0, progress=False)
+    W, _ = tms.sweep(200, 20, p, torch.ones(200), config=config)
+    curve = tms.dimensions_per_feature(W)
+    near_half = ((curve - 0.5).abs() < 0.05).tolist()
+    longest = max(len(run) for run in "".join("x" if v else " " for v in near_half).split(" "))
+    assert longest >= 3, curve.tolist()
+    assert curve[0] > 0.8 and curve[-1] < 0.4, curve.tolist()
+
+
+def test_phase_diagram_corners():
+    """2 features in 1 dimension: dense + important feature 2 -> it takes the dimension; dense + unimportant
+    -> dropped; sparse -> antipodal."""
+    density = torch.tensor([1.0, 1.0, 0.01, 0.01])
+    rel_importance = torch.tensor([5.0, 0.2, 5.0, 0.2])
+    importance = torch.stack([torch.ones(4), rel_importance], dim=-1)
+    W, _ = tms.sweep(2, 1, density, importance, n_seeds=3,
+                     config=tms.TrainConfig(steps=3_000, seed=0, progress=False))
+    assert tms.classify_phase(W).tolist() == [1, 0, 2, 2]
+
+
+def test_instances_train_independently():
+    model = tms.ToyModel(5, 2, torch.tensor([0.1, 0.5, 1.0]), IMPORTANCE, seed=0)
+    x = model.batch(64, torch.Generator().manual_seed(0))
+
+    def grad_of_instance_0():
+        model.zero_grad()
+        tms.tms_loss(model(x), x, model.importance).sum().backward()
+        return model.W.grad[0].clone()
+    before = grad_of_instance_0()
+    with torch.no_grad():
+        model.W[1:] += torch.randn_like(model.W[1:])
+    assert torch.equal(grad_of_instance_0(), before)
+
+
+def test_batched_forward_matches_a_loop_over_instances():
+    gen = torch.Generator().manual_seed(0)
+    W, b = torch.randn(3, 2, 5, generator=gen), torch.randn(3, 5, generator=gen)
+    x = tms.generate_batch(7, 5, torch.tensor([0.3, 0.6, 0.9]), gen)
+    looped = torch.stack([torch.relu(x[:, i] @ W[i].T @ W[i] + b[i]) for i in range(3)], dim=1)
+    assert torch.allclose(tms.tms_forward(W, b, x), looped, atol=1e-6)
+
+
+def test_generator_statistics_and_determinism():
+    p = torch.tensor([1.0, 0.25, 0.0])
+    x = tms.generate_batch(20_000, 4, p, torch.Generator().manual_seed(0))
+    assert x.shape == (20_000, 3, 4) and x.dtype == torch.float32
+    assert torch.allclose((x != 0).float().mean(dim=(0, 2)), p, atol=0.01)
+    present = x[:, 0]
+    assert abs(present.mean() - 0.5) < 0.01 and abs(present.std() - 1 / math.sqrt(12)) < 0.01
+    again = tms.generate_batch(20_000, 4, p, torch.Generator().manual_seed(0))
+    assert torch.equal(x, again)
+
+
+def test_training_is_deterministic():
+    config = tms.TrainConfig(steps=50, seed=3, progress=False)
+    runs = []
+    for _ in range(2):
+        model = tms.ToyModel(5, 2, FIVE_TO_TWO_P[:2], IMPORTANCE, seed=3)
+        tms.train(model, config)
+        runs.append(model.W.detach().clone())
+    assert torch.equal(*runs)
+
+
+def test_feature_dimensionality_of_known_geometries():
+    pentagon = torch.stack([torch.cos(torch.arange(5) * 2 * math.pi / 5), torch.sin(torch.arange(5) * 2 * math.pi / 5)])
+    antipodal = torch.tensor([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert torch.allclose(tms.feature_dimensionality(pentagon[None]), torch.full((1, 5), 0.4), atol=1e-5)
+    assert torch.allclose(tms.feature_dimensionality(antipodal[None]), torch.tensor([[0.5, 0.5, 1.0]]), atol=1e-5)
+    assert tms.feature_dimensionality(torch.zeros(1, 2, 3)).eq(0).all()
+
+
+def test_superposition_and_alignment_verdicts():
+    pentagon = torch.stack([torch.cos(torch.arange(5) * 1.2566), torch.sin(torch.arange(5) * 1.2566)])
+    axes = torch.eye(2, 5)
+    assert tms.exhibits_superposition(torch.stack([pentagon, axes])).tolist() == [True, False]
+    assert tms.basis_alignment(axes[None]).item() == pytest.approx(1.0)
+    assert tms.basis_alignment(pentagon[None]).item() < 0.95
+
+
+def test_widget_training_function_and_widget():
+    W = train_small(0.05, 1.0, steps=800)
+    assert W.shape == (2, 5)
+    assert (W.norm(dim=0) > 0.5).sum() >= 4   # sparse, equal importance: superposition
+    box = superposition_explorer()
+    assert len(box.children) == 2
