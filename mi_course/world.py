@@ -18,7 +18,7 @@ What the world contains (see ``docs/world_and_zoo.md``):
 * **ordered sequences** (days, months, number words);
 * short **stories** in which characters' names recur (induction in natural text);
 * **repeat** documents: a span of random words repeated later (induction signal);
-* 64 **unused words** that are in the vocabulary but never generated.
+* 60 **unused words** that are in the vocabulary but never generated.
 
 Every token comes with hidden labels (``Document.labels``): arrays aligned
 with the tokens, e.g. the document kind, the template, the slot a word fills,
@@ -366,7 +366,7 @@ def used_token_ids() -> np.ndarray:
 
 
 def unused_token_ids() -> np.ndarray:
-    """Ids of the ``UNUSED_WORDS``: in the vocabulary, never in generated text. int64 [64]"""
+    """Ids of the ``UNUSED_WORDS``: in the vocabulary, never in generated text. int64 [60]"""
     return np.array([TOKEN_ID[w] for w in UNUSED_WORDS], dtype=np.int64)
 
 
@@ -437,20 +437,17 @@ class World:
     # -- document kinds -------------------------------------------------------
 
     def _name(self, person: Person, b: _Builder, rng: np.random.Generator, template: int,
-              first_sentence: bool, allow_pronoun: bool, object_case: bool = False,
-              **labels: int) -> None:
-        """Write a mention of ``person``: full name, first name only, or a pronoun."""
+              full: bool, allow_pronoun: bool, object_case: bool = False) -> None:
+        """Write a mention of ``person``: the full name, the first name only, or a pronoun."""
         r = rng.random()
-        if allow_pronoun and r < 0.2:
+        if allow_pronoun and not full and r < 0.15:
             pro = PRONOUNS[person.gender]
-            word = pro[2] if object_case else (pro[1] if first_sentence else pro[0])
-            b.add(word, "pronoun", template=template, person=person.id, gender=person.gender, **labels)
+            word = pro[2] if object_case else (pro[1] if b.word_pos == 0 else pro[0])
+            b.add(word, "pronoun", template=template, person=person.id, gender=person.gender)
             return
-        b.add(person.first, "first_name", template=template, person=person.id,
-              gender=person.gender, **labels)
-        if not allow_pronoun or r < 0.75:
-            b.add(person.last, "last_name", template=template, person=person.id,
-                  gender=person.gender, **labels)
+        b.add(person.first, "first_name", template=template, person=person.id, gender=person.gender)
+        if full or r < 0.8:
+            b.add(person.last, "last_name", template=template, person=person.id, gender=person.gender)
 
     def _facts(self, rng: np.random.Generator) -> Document:
         """A short biography: 1-3 facts about one or two people, in random templates."""
@@ -547,22 +544,30 @@ class World:
         return b.build()
 
     def _story(self, rng: np.random.Generator) -> Document:
-        """A short story about two people whose names recur (natural induction)."""
+        """A short story about two or three people whose names recur (natural induction).
+
+        A character's first mention is the full name; later mentions are
+        mostly the full name again, sometimes the first name alone or a
+        pronoun. First names are shared by several people, so after "Anna"
+        only the story so far tells whether "Smith" comes next.
+        """
         b = _Builder("story")
-        ia, ib = rng.choice(len(self.kb.people), size=2, replace=False)
-        cast = (self.kb.people[int(ia)], self.kb.people[int(ib)])
-        n_sentences = int(rng.integers(3, 8))
-        for s in range(n_sentences):
+        ids = rng.choice(len(self.kb.people), size=int(rng.integers(2, 4)), replace=False)
+        cast = [self.kb.people[int(i)] for i in ids]
+        introduced: set[int] = set()
+        for s in range(int(rng.integers(4, 11))):
             text = STORY_TEMPLATES[0] if s == 0 else STORY_TEMPLATES[int(rng.integers(1, len(STORY_TEMPLATES)))]
             tid = _template_id("story", text)
-            a, o = (cast if rng.random() < 0.6 else cast[::-1])
+            order = rng.permutation(len(cast)) if s else np.arange(len(cast))
+            a, o = cast[int(order[0])], cast[int(order[1])]
             obj = _pick(rng, OBJECTS)
             for tok in text.split():
                 if tok in ("{A}", "{B}"):
                     who = a if tok == "{A}" else o
                     is_object = tok == "{B}" and b.words[-1] != "and"
-                    self._name(who, b, rng, tid, first_sentence=b.word_pos == 0,
+                    self._name(who, b, rng, tid, full=who.id not in introduced,
                                allow_pronoun=s > 0, object_case=is_object)
+                    introduced.add(who.id)
                 elif tok == "{art}":
                     b.add(_article(obj), template=tid)
                 elif tok in ("{obj}", "{place}", "{adj}", "{color}", "{animal}", "{food}"):
@@ -574,23 +579,29 @@ class World:
         return b.build()
 
     def _repeat(self, rng: np.random.Generator) -> Document:
-        """Random words, with a span of them repeated later at a random distance.
+        """Random words, with a span of them repeated later at random distances.
 
-        Layout: [random prefix][span][random gap][span again (maybe cut short)]...
-        The span length (5-50), the gap (0-40) and where the first copy starts
-        all vary, so no fixed offset predicts the copy: only induction does.
+        Layout: [random prefix][span]([random gap][span again, maybe cut short])*
+        Half the documents have one long span (5-50 words) copied once or twice
+        after gaps of 0-40 words; the other half a short span (3-20 words)
+        copied 2-5 times after gaps of 0-12 words. Span lengths, gaps and where
+        the first copy starts all vary, so no fixed offset predicts a copy:
+        only induction (find the earlier occurrence, copy what came next) does.
         """
         b = _Builder("repeat")
         pool = self._random_pool
-        span_len = int(rng.integers(5, 51))
+        if rng.random() < 0.5:
+            span_len, n_copies, max_gap = int(rng.integers(5, 51)), int(rng.integers(1, 3)), 40
+        else:
+            span_len, n_copies, max_gap = int(rng.integers(3, 21)), int(rng.integers(2, 6)), 12
         span = [pool[int(k)] for k in rng.integers(len(pool), size=span_len)]
         for _ in range(int(rng.integers(0, 20))):
             b.add(_pick(rng, pool), "random")
         first_start = len(b.words)
         for w in span:
             b.add(w, "random")
-        for _ in range(int(rng.integers(1, 3))):
-            for _ in range(int(rng.integers(0, 41))):
+        for _ in range(n_copies):
+            for _ in range(int(rng.integers(0, max_gap + 1))):
                 b.add(_pick(rng, pool), "random")
             offset = len(b.words) - first_start
             for w in span[: int(rng.integers(max(2, span_len // 2), span_len + 1))]:

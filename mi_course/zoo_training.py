@@ -59,6 +59,8 @@ class Recipe:
     weight_decay: float = 0.01
     init_range: float = -1.0               # std of the weights at init (-1: 0.8 / sqrt(d_model))
     pos_init: str = "normal"               # "normal", or "sinusoidal" (then trained like the rest)
+    tie_embeddings: bool = False           # W_U = W_E^T during training (as in GPT-2)
+    ctx_schedule: tuple[tuple[int, int], ...] = ()  # curriculum: ((until_step, context), ...)
     eval_every: int = 100
     checkpoint_every: int = 0              # 0: no checkpoints; else keep one every k steps
     n_checkpoints: int = 0                 # how many of them to ship (spanning the phase change)
@@ -85,24 +87,36 @@ def _register(recipe: Recipe) -> Recipe:
     return recipe
 
 
-# Mix for the induction models: lots of text where copying pays off.
-_INDUCTION_MIX = {"facts": 0.15, "capitals": 0.05, "gender": 0.05, "sequence": 0.05,
-                  "story": 0.3, "repeat": 0.4}
+# Mix for the induction models: lots of text where copying pays off (stories
+# whose names recur, repeated random spans at varying distances).
+_INDUCTION_MIX = {"facts": 0.1, "capitals": 0.05, "gender": 0.05, "sequence": 0.1,
+                  "story": 0.35, "repeat": 0.35}
+# What made induction heads form on CPU within minutes (see docs/world_and_zoo.md):
+# LayerNorm, tied embeddings, sinusoidal initial positions, 4 heads of 32.
+_INDUCTION_ARCH = dict(d_model=128, n_heads=4, d_head=32, normalization_type="LN",
+                       tie_embeddings=True, pos_init="sinusoidal", mix=_INDUCTION_MIX,
+                       batch=32, lr=3e-3, warmup=300)
 
 _register(Recipe(
     name="attn-only-2l", chapter="04 Induction (also 02 Virtual weights)",
     description="Two attention-only layers: a previous-token head in layer 0 K-composes with "
                 "induction heads in layer 1. Ships training checkpoints across the phase change.",
-    n_layers=2, d_model=128, n_heads=8, d_head=16, mix=_INDUCTION_MIX,
-    steps=6000, batch=32, lr=2e-3, warmup=300, eval_every=100,
-    checkpoint_every=50, n_checkpoints=10,
+    n_layers=2, steps=8000, eval_every=100, checkpoint_every=50, n_checkpoints=10, **_INDUCTION_ARCH,
+))
+_register(Recipe(
+    name="gelu-3l-facts", chapter="06 Fact recall (also 01 Residual stream, 05 SAEs, embedding puzzles)",
+    description="Three layers with GELU MLPs, trained on a fact-heavy mix: it recalls every "
+                "person's sport from their two-token name, and the lookup lives in its MLPs.",
+    n_layers=3, d_model=128, n_heads=4, d_head=32, attn_only=False, d_mlp=512, act_fn="gelu",
+    normalization_type="LN", tie_embeddings=True, pos_init="sinusoidal",
+    mix={"facts": 0.45, "capitals": 0.1, "gender": 0.1, "sequence": 0.05, "story": 0.2, "repeat": 0.1},
+    steps=5000, batch=32, lr=3e-3, warmup=300, eval_every=250,
 ))
 _register(Recipe(
     name="attn-only-1l", chapter="04 Induction (the contrast: one layer cannot form induction heads)",
     description="One attention-only layer trained like attn-only-2l: it learns bigrams and "
                 "skip-trigrams but no induction head.",
-    n_layers=1, d_model=128, n_heads=8, d_head=16, mix=_INDUCTION_MIX,
-    steps=4000, batch=32, lr=2e-3, warmup=300, eval_every=200,
+    n_layers=1, steps=8000, eval_every=200, **_INDUCTION_ARCH,
 ))
 
 
@@ -118,6 +132,8 @@ def native_model(recipe: Recipe, device: torch.device | str = "cpu"):
     with torch.random.fork_rng(devices=[]):
         model = NativeModel(cfg)
         initialize_native_model(model, cfg, seed=recipe.seed)
+    if recipe.tie_embeddings:
+        model.head.weight = model.tok_embed.weight
     if recipe.pos_init == "sinusoidal":
         with torch.no_grad():
             pos = model.pos.weight
@@ -151,7 +167,7 @@ def bridge_state_dict(model: torch.nn.Module) -> dict[str, Tensor]:
         for old, new in _RENAMES:
             if key.startswith(old) or (old.startswith(".") and old in key):
                 key = key.replace(old, new, 1)
-        out[key] = value.detach().cpu().contiguous()
+        out[key] = value.detach().cpu().clone()  # clone: tied weights must not share storage
     if "unembed.bias" not in out:
         out["unembed.bias"] = torch.zeros(out["unembed.weight"].shape[0])
     return out
@@ -182,6 +198,14 @@ def lr_at(step: int, recipe: Recipe) -> float:
     return recipe.lr * (low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def context_at(step: int, recipe: Recipe) -> int:
+    """Training context length at ``step``: short contexts first (the recipe's curriculum)."""
+    for until, ctx in recipe.ctx_schedule:
+        if step < until:
+            return ctx
+    return recipe.n_ctx
+
+
 def next_token_loss(logits: Tensor, tokens: Tensor) -> Tensor:
     """Mean cross-entropy of predicting ``tokens[:, 1:]``. logits [b, s, v], tokens [b, s]"""
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
@@ -207,8 +231,8 @@ class Batches:
         self.world = World(recipe.world_seed, recipe.mix)
         self.next_doc = first_doc
 
-    def __call__(self, n_rows: int) -> Tensor:
-        rows, self.next_doc = token_rows(self.world, n_rows, self.recipe.n_ctx, self.next_doc)
+    def __call__(self, n_rows: int, n_ctx: int | None = None) -> Tensor:
+        rows, self.next_doc = token_rows(self.world, n_rows, n_ctx or self.recipe.n_ctx, self.next_doc)
         return torch.from_numpy(rows)
 
 
@@ -259,7 +283,8 @@ def train(recipe: Recipe, device: str = "auto", threads: int | None = 1, progres
             eval_time += time.time() - t0
         if step == recipe.steps:
             break
-        tokens = batches(recipe.batch).to(dev)
+        ctx = context_at(step, recipe)
+        tokens = batches(recipe.batch * recipe.n_ctx // ctx, ctx).to(dev)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, recipe)
         loss = next_token_loss(model(tokens), tokens)
@@ -391,6 +416,22 @@ def _induction_eval(bridge: Any) -> dict[str, float]:
             "loss_first_copy": first, "loss_second_copy": second}
 
 
+def _facts_eval(world: World) -> Callable[[Any], dict[str, float]]:
+    """Per-eval scores of the MLP models: induction scores and sport recall accuracy."""
+    from .zoo_metrics import SPORT_IDS, sport_prompts
+
+    people = world.kb.people
+    prompts = sport_prompts(world, [(p.first, p.last) for p in people])
+    answers = torch.tensor([SPORT_IDS[p.sport] for p in people])
+
+    def evaluate(bridge: Any) -> dict[str, float]:
+        with torch.no_grad():
+            logits = bridge(prompts.to(next(bridge.parameters()).device))[:, -1].cpu()
+        return {**_induction_eval(bridge), "fact_accuracy": (logits.argmax(-1) == answers).float().mean().item()}
+
+    return evaluate
+
+
 def measure(recipe: Recipe, bridge: Any) -> dict[str, Any]:
     """The metrics of a model card (see ``mi_course.zoo_metrics``)."""
     from . import zoo_metrics as zm
@@ -418,7 +459,7 @@ def train_and_save(name: str, out_dir: str | Path | None = None, device: str = "
         raise KeyError(f"No recipe for {name!r}; trainable models: {', '.join(RECIPES)}")
     recipe = RECIPES[name] if steps is None else replace(RECIPES[name], steps=steps)
     result = train(recipe, device=device, threads=threads, progress=progress,
-                   evaluate=_induction_eval)
+                   evaluate=_induction_eval if recipe.attn_only else _facts_eval(World(recipe.world_seed)))
     bridge = to_bridge(recipe, result.state_dict)
     metrics = measure(recipe, bridge)
     metrics["training_tokens"] = result.tokens
