@@ -41,13 +41,13 @@ def superposition_explorer(n_features: int = 5):
     def redraw(*_):
         W = train_small(density.value, decay.value, n_features)
         importance = decay.value ** torch.arange(n_features, dtype=torch.float32)
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(3.6, 3.6))
-            n_rep = int((W.norm(dim=0) > 0.5).sum())
-            draw_directions(ax, W, importance,
-                            f"1-S = {density.value:.3f}, decay {decay.value:.2f}: {n_rep} features")
-            plt.show()
+        fig, ax = plt.subplots(figsize=(3.6, 3.6))
+        n_rep = int((W.norm(dim=0) > 0.5).sum())
+        draw_directions(ax, W, importance,
+                        f"1-S = {density.value:.3f}, decay {decay.value:.2f}: {n_rep} features")
+        plt.close(fig)                    # shown inside the widget only, not again below the cell
+        out.outputs = ()
+        out.append_display_data(fig)
 
     density.observe(redraw, names="value")
     decay.observe(redraw, names="value")

@@ -1,0 +1,107 @@
+"""Benchmarks: notebook wall time and peak memory, batched vs looped training, widget latency.
+
+Run with `make bench` (or `.venv/bin/python benchmarks/run.py [--skip-notebooks]`).
+Numbers are printed and written to benchmarks/results.json; they are reported,
+never asserted (tests make no timing claims).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+from mi_course import tms
+from mi_course.tms_widget import train_small
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def notebook_run(path: Path) -> dict:
+    """Run one solution notebook with papermill (device=cpu); wall time and peak RSS of the kernel tree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "papermill", str(path), str(Path(tmp) / "out.ipynb"),
+               "-p", "device", "cpu", "--cwd", str(path.parent), "--no-progress-bar"]
+        start = time.perf_counter()
+        proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        peak = 0
+        kernel_peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss(proc))
+            kernels = [c for c in proc.children(recursive=True) if "ipykernel" in " ".join(c.cmdline())]
+            kernel_peak = max([kernel_peak] + [k.memory_info().rss for k in kernels if k.is_running()])
+            time.sleep(0.2)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.read().decode()[-2000:])
+    return {"notebook": path.name, "wall_s": round(wall, 1), "peak_rss_tree_mb": round(peak / 2**20),
+            "peak_rss_kernel_mb": round(kernel_peak / 2**20)}
+
+
+def batched_vs_loop(steps: int = 1_000) -> dict:
+    """The 5 -> 2 sweep (10 settings): one batched model vs ten single-instance models in turn."""
+    p = 0.05 ** torch.linspace(0, 1, 10)
+    importance = 0.9 ** torch.arange(5.0)
+    config = tms.TrainConfig(steps=steps, progress=False)
+    start = time.perf_counter()
+    model = tms.ToyModel(5, 2, p, importance)
+    tms.train(model, config)
+    batched = time.perf_counter() - start
+    start = time.perf_counter()
+    tms.train_instances_in_a_loop(5, 2, p, importance, config)
+    looped = time.perf_counter() - start
+    return {"steps": steps, "instances": 10, "batched_s": round(batched, 2), "looped_s": round(looped, 2),
+            "speedup": round(looped / batched, 1)}
+
+
+def widget_latency(repeats: int = 3) -> dict:
+    """Seconds for one retrain of the chapter 03 explorer (after a warm-up call)."""
+    train_small(0.1, 0.9)
+    times = []
+    for k in range(repeats):
+        start = time.perf_counter()
+        train_small(0.05 + 0.1 * k, 0.9)
+        times.append(time.perf_counter() - start)
+    return {"widget_retrain_s_max": round(max(times), 2), "widget_retrain_s_mean": round(sum(times) / repeats, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-notebooks", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results = {"machine": {"cpus": psutil.cpu_count(), "python": platform.python_version(),
+                           "torch": torch.__version__},
+               "load_average_at_start": [round(x, 2) for x in psutil.getloadavg()]}
+    results["batched_vs_loop"] = batched_vs_loop()
+    print("batched vs loop:", results["batched_vs_loop"], flush=True)
+    results["widget"] = widget_latency()
+    print("widget:", results["widget"], flush=True)
+    if not args.skip_notebooks:
+        results["notebooks"] = []
+        for nb in sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb")):
+            results["notebooks"].append(notebook_run(nb))
+            print("notebook:", results["notebooks"][-1], flush=True)
+    (REPO / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
