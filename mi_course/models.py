@@ -74,7 +74,8 @@ def available() -> list[str]:
     return shipped() + list(HUB_MODELS)
 
 
-def load(name: str, device: str | torch.device = "auto", checkpoint: int | None = None) -> TransformerBridge:
+def load(name: str, device: str | torch.device = "auto", checkpoint: int | None = None,
+         processed: bool = True) -> TransformerBridge:
     """Load a model by name as a ``TransformerBridge`` with its tokenizer attached.
 
     name: a shipped name, a hub name (see ``available()``), or the path of a
@@ -82,10 +83,14 @@ def load(name: str, device: str | torch.device = "auto", checkpoint: int | None 
     device: "auto" (CUDA when present), "cpu" or "cuda"
     checkpoint: for shipped models with training checkpoints, the training
         step to load (one of ``checkpoints(name)``); None = final weights
+    processed: apply ``enable_compatibility_mode()`` (HookedTransformer's weight
+        processing: LayerNorm weights folded into the next layer, writing
+        weights and the unembedding centred). The model computes the same
+        function either way; set False for the raw trained weights.
     """
     dev = resolve_device(device)
     if name in shipped():
-        return _load_shipped(name, dev, checkpoint)
+        return _load_shipped(name, dev, checkpoint, processed)
     if name in HUB_MODELS:
         if checkpoint is not None:
             raise ValueError("checkpoint= is only supported for shipped models")
@@ -161,7 +166,7 @@ def shipped_config(name: str) -> TransformerBridgeConfig:
     return TransformerBridgeConfig(**cfg)
 
 
-def _load_shipped(name: str, device: torch.device, checkpoint: int | None) -> TransformerBridge:
+def _load_shipped(name: str, device: torch.device, checkpoint: int | None, processed: bool) -> TransformerBridge:
     from .tokenizer import load_tokenizer
 
     if checkpoint is None:
@@ -177,6 +182,8 @@ def _load_shipped(name: str, device: torch.device, checkpoint: int | None) -> Tr
     bridge = TransformerBridge.boot_native(cfg, tokenizer=load_tokenizer(), model_name=name)
     result = bridge.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
+    if processed:
+        bridge.enable_compatibility_mode(disable_warnings=True)
     return bridge.to(device).eval()
 
 

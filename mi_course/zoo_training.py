@@ -174,14 +174,17 @@ def bridge_state_dict(model: torch.nn.Module) -> dict[str, Tensor]:
 
 
 def to_bridge(recipe: Recipe, state_dict: dict[str, Tensor], tokenizer: Any = None,
-              device: torch.device | str = "cpu"):
-    """Boot a ``TransformerBridge`` of the recipe's architecture and load bridge-named weights."""
+              device: torch.device | str = "cpu", processed: bool = False):
+    """Boot a ``TransformerBridge`` of the recipe's architecture and load bridge-named weights
+    (``processed``: then apply ``enable_compatibility_mode()``, as ``models.load`` does)."""
     from transformer_lens.model_bridge import TransformerBridge
 
     bridge = TransformerBridge.boot_native(recipe.config(), tokenizer=tokenizer, device=device,
                                            model_name=recipe.name)
     result = bridge.load_state_dict({k: v.to(torch.float32) for k, v in state_dict.items()}, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
+    if processed:
+        bridge.enable_compatibility_mode(disable_warnings=True)
     return bridge.eval()
 
 
@@ -446,6 +449,19 @@ def measure(recipe: Recipe, bridge: Any) -> dict[str, Any]:
     return metrics
 
 
+def checkpoint_metrics(recipe: Recipe, weights: dict[str, Tensor]) -> dict[str, float]:
+    """Best layer-0 previous-token and last-layer induction scores, and the copy losses."""
+    from . import zoo_metrics as zm
+
+    report = zm.induction_report(to_bridge(recipe, weights, processed=True))
+    return {
+        "best_prev_token_score_layer0": max(report["prev_token_scores"][0]),
+        "best_induction_score_layer1": max(report["induction_scores"][-1]),
+        "loss_first_copy": report["loss_first_copy"],
+        "loss_second_copy": report["loss_second_copy"],
+    }
+
+
 def train_and_save(name: str, out_dir: str | Path | None = None, device: str = "auto",
                    threads: int | None = 1, progress: bool = True, steps: int | None = None) -> Path:
     """Train a zoo model from its recipe, measure it and write it to ``out_dir``
@@ -460,21 +476,35 @@ def train_and_save(name: str, out_dir: str | Path | None = None, device: str = "
     recipe = RECIPES[name] if steps is None else replace(RECIPES[name], steps=steps)
     result = train(recipe, device=device, threads=threads, progress=progress,
                    evaluate=_induction_eval if recipe.attn_only else _facts_eval(World(recipe.world_seed)))
-    bridge = to_bridge(recipe, result.state_dict)
+    bridge = to_bridge(recipe, result.state_dict, processed=True)  # as models.load returns it
     metrics = measure(recipe, bridge)
     metrics["training_tokens"] = result.tokens
     metrics["training_seconds"] = round(result.seconds, 1)
     ckpt_metrics: dict[int, dict[str, Any]] = {}
     if recipe.n_checkpoints and result.checkpoints:
         chosen = select_checkpoints(result.history, sorted(result.checkpoints), recipe.n_checkpoints)
-        for step in chosen:
+        for step in chosen:  # measured as shipped: in float16
             half = {k: v.to(torch.float16) for k, v in result.checkpoints[step].items()}
-            report = zm.induction_report(to_bridge(recipe, half))
-            ckpt_metrics[step] = {
-                "best_prev_token_score_layer0": max(report["prev_token_scores"][0]),
-                "best_induction_score_layer1": max(report["induction_scores"][-1]),
-                "loss_first_copy": report["loss_first_copy"],
-                "loss_second_copy": report["loss_second_copy"],
-            }
+            ckpt_metrics[step] = checkpoint_metrics(recipe, half)
     out = Path(out_dir) if out_dir is not None else ZOO_DIR / name
     return save_model(result, out, metrics, ckpt_metrics)
+
+
+def remeasure(name: str, zoo_dir: str | Path | None = None) -> dict[str, Any]:
+    """Recompute the metrics of a model card from the saved weights and rewrite ``card.json``.
+
+    The card is a function of the weights: use this after changing how a
+    metric is computed (the weights, and so their checksums, do not change).
+    """
+    from safetensors.torch import load_file
+
+    folder = Path(zoo_dir) / name if zoo_dir is not None else ZOO_DIR / name
+    card = json.loads((folder / "card.json").read_text())
+    recipe = RECIPES[name]
+    bridge = to_bridge(recipe, load_file(str(folder / "model.safetensors")), processed=True)
+    training = {k: card["metrics"][k] for k in ("training_tokens", "training_seconds")}
+    card["metrics"] = {**measure(recipe, bridge), **training}
+    for step, entry in card.get("checkpoints", {}).items():
+        entry.update(checkpoint_metrics(recipe, load_file(str(folder / entry["file"]))))
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
