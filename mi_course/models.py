@@ -179,12 +179,12 @@ def _load_shipped(name: str, device: torch.device, checkpoint: int | None, proce
     _check_files(name, ["config.json", weights])
     cfg = shipped_config(name)
     state = load_file(str(model_dir(name) / weights))
-    bridge = TransformerBridge.boot_native(cfg, tokenizer=load_tokenizer(), model_name=name)
+    bridge = TransformerBridge.boot_native(cfg, tokenizer=load_tokenizer(), device=device, model_name=name)
     result = bridge.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     if processed:
         bridge.enable_compatibility_mode(disable_warnings=True)
-    return bridge.to(device).eval()
+    return bridge.eval()
 
 
 # ----------------------------------------------------------------------------
