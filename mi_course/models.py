@@ -228,8 +228,9 @@ def _load_hub(name: str, device: torch.device) -> TransformerBridge:
             f"{name!r} ({hub.repo}) must be downloaded from the Hugging Face hub, which cannot be "
             f"reached from here. Use the shipped model {hub.instead!r} instead: "
             f"models.load({hub.instead!r}).")
-    if hub.boot == "tl_legacy":
+    if hub.boot == "tl_legacy":  # TransformerLens' own repos (weights as .pth state dicts)
         bridge = TransformerBridge.boot_tl_legacy(hub.repo, device=device)
+        bridge.enable_compatibility_mode(disable_warnings=True)  # as HookedTransformer loaded them
         return bridge.eval()
     return _boot_transformers(hub.repo, device)
 
