@@ -253,11 +253,22 @@ def train(recipe: Recipe, device: str = "auto", threads: int | None = 1, progres
 
     ``evaluate(bridge) -> {name: value}`` is called every ``eval_every`` steps
     (e.g. head scores); the default records the held-out loss only.
+    ``threads``: torch CPU threads while training (results are reproducible
+    for a fixed device and thread count); the previous setting is restored.
     """
-    from tqdm.auto import tqdm
-
+    before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    try:
+        return _train(recipe, device, progress, evaluate)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(recipe: Recipe, device: str, progress: bool,
+           evaluate: Callable[[Any], dict[str, float]] | None) -> TrainResult:
+    from tqdm.auto import tqdm
+
     dev = resolve_device(device)
     seed_everything(recipe.seed)
     model = native_model(recipe, dev)
@@ -396,7 +407,7 @@ def _plot_loss_curve(history: list[dict[str, float]], path: Path, title: str) ->
         ax2.plot(tokens, [row["induction_score"] for row in history], color="C3", label="best induction score")
         ax2.set_ylabel("induction score", color="C3")
         ax2.set_ylim(0, 1)
-    ax.legend(loc="upper right")
+    ax.legend(loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -468,8 +479,6 @@ def train_and_save(name: str, out_dir: str | Path | None = None, device: str = "
     (default: the package's own ``data/zoo/<name>``). ``steps`` overrides the
     recipe's step count (for smoke tests; the result is then not the shipped model)."""
     from dataclasses import replace
-
-    from . import zoo_metrics as zm
 
     if name not in RECIPES:
         raise KeyError(f"No recipe for {name!r}; trainable models: {', '.join(RECIPES)}")

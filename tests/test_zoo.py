@@ -8,10 +8,13 @@ do not do.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from mi_course import models, zoo_metrics as zm
+from mi_course import models, zoo_metrics as zm, zoo_training
+from mi_course.cli import main
 from mi_course.world import World
 
 FACTS_MODEL = "gelu-3l-facts"
@@ -120,3 +123,35 @@ def test_facts_model_card_matches_the_weights(facts):
     card = models.card(FACTS_MODEL)["metrics"]["fact_recall"]
     for key, value in facts.items():
         assert card[key] == pytest.approx(value, abs=1e-6), key
+
+
+# ----------------------------------------------------------------------------
+# Training (tiny smoke runs only)
+# ----------------------------------------------------------------------------
+
+TINY = dataclasses.replace(zoo_training.RECIPES["attn-only-2l"], name="tiny-smoke", d_model=32, n_heads=2,
+                           d_head=16, n_ctx=112, steps=4, batch=4, warmup=2, eval_every=2,
+                           checkpoint_every=2, n_checkpoints=3)
+
+
+def test_training_is_deterministic():
+    a = zoo_training.train(TINY, device="cpu", progress=False)
+    b = zoo_training.train(TINY, device="cpu", progress=False)
+    assert a.state_dict.keys() == b.state_dict.keys()
+    for key in a.state_dict:
+        assert torch.equal(a.state_dict[key], b.state_dict[key]), key
+    assert not torch.equal(a.state_dict["embed.weight"], a.checkpoints[0]["embed.weight"])  # it did train
+    assert [row["held_out_loss"] for row in a.history] == [row["held_out_loss"] for row in b.history]
+
+
+def test_train_command_writes_a_loadable_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(zoo_training.RECIPES, TINY.name, TINY)
+    assert main(["train", TINY.name, "--out", str(tmp_path / TINY.name), "--device", "cpu"]) == 0
+    assert str(tmp_path / TINY.name) in capsys.readouterr().out
+    folder = tmp_path / TINY.name
+    for name in ("model.safetensors", "config.json", "card.json", "loss_curve.json", "loss_curve.png"):
+        assert (folder / name).is_file(), name
+    monkeypatch.setattr(models, "ZOO_DIR", tmp_path)
+    assert models.verify(TINY.name) and len(models.checkpoints(TINY.name)) == 3
+    assert models.load(TINY.name, device="cpu").cfg.n_layers == 2
+    assert main(["train", "no-such-model"]) == 2
