@@ -44,8 +44,8 @@ class HubModel:
 
 
 HUB_MODELS: dict[str, HubModel] = {
-    "gpt2-small": HubModel("openai-community/gpt2", "transformers", "gelu-4l-facts"),
-    "pythia-70m": HubModel("EleutherAI/pythia-70m", "transformers", "gelu-4l-facts"),
+    "gpt2-small": HubModel("openai-community/gpt2", "transformers", "gelu-3l-facts"),
+    "pythia-70m": HubModel("EleutherAI/pythia-70m", "transformers", "gelu-3l-facts"),
     "tl-attn-only-2l": HubModel("NeelNanda/Attn_Only_2L", "tl_legacy", "attn-only-2l"),
 }
 
