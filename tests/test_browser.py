@@ -372,7 +372,7 @@ def _drive(page, lab: Lab, notebook: str, marker: str, solution: str, widget_sel
     widget = page.locator(widget_selector).first
     widget.scroll_into_view_if_needed()
     expect(widget).to_be_visible()
-    expect(page.locator(".jp-Notebook")).not_to_contain_text("Error displaying widget")
+    expect(page.locator("body")).not_to_contain_text("Error displaying widget")
 
     index = page.evaluate(_JS_FIND_CELL, [notebook, marker])
     assert index >= 0, f"no cell in {notebook} contains {marker!r}"
