@@ -1,4 +1,5 @@
-"""Benchmarks: notebook wall time and peak memory, batched vs looped training, widget latency.
+"""Benchmarks: notebook wall time and peak memory, batched vs looped training, widget latency,
+zoo loading (each shipped model, after import) and the offline failure of a hub name.
 
 Run with `make bench` (or `.venv/bin/python benchmarks/run.py [--skip-notebooks]`).
 Numbers are printed and written to benchmarks/results.json; they are reported,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -83,6 +85,37 @@ def widget_latency(repeats: int = 3) -> dict:
     return {"widget_retrain_s_max": round(max(times), 2), "widget_retrain_s_mean": round(sum(times) / repeats, 2)}
 
 
+ZOO_LOAD_SCRIPT = """
+import json, time
+start = time.perf_counter()
+from mi_course import models
+out = {"import_s": time.perf_counter() - start, "load_s": {}}
+for name in models.shipped():
+    start = time.perf_counter()
+    models.load(name, device="cpu")
+    out["load_s"][name] = time.perf_counter() - start
+start = time.perf_counter()
+try:
+    models.load("gpt2-small", device="cpu")
+    out["hub_offline_failure_s"] = None  # the hub was reachable
+except models.HubUnavailableError:
+    out["hub_offline_failure_s"] = time.perf_counter() - start
+print(json.dumps(out))
+"""
+
+
+def zoo_loading() -> dict:
+    """Seconds to load each shipped model (first load in a fresh process, checksums
+    verified), and for a hub name to fail offline (HF_HUB_OFFLINE unset, so the
+    reachability probe runs)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    proc = subprocess.run([sys.executable, "-c", ZOO_LOAD_SCRIPT], capture_output=True, text=True,
+                          check=True, env=env)
+    raw = json.loads(proc.stdout.strip().splitlines()[-1])
+    rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in raw.items() if k != "load_s"}
+    return {**rounded, "load_s": {k: round(v, 2) for k, v in raw["load_s"].items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-notebooks", action="store_true")
@@ -95,6 +128,8 @@ def main() -> None:
     print("batched vs loop:", results["batched_vs_loop"], flush=True)
     results["widget"] = widget_latency()
     print("widget:", results["widget"], flush=True)
+    results["zoo_loading"] = zoo_loading()
+    print("zoo loading:", results["zoo_loading"], flush=True)
     if not args.skip_notebooks:
         results["notebooks"] = []
         for nb in sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb")):

@@ -130,7 +130,8 @@ def fact_recall(model: Model, world: World, seed: int = 0) -> dict[str, float]:
     ``mlp_ablated_accuracy`` with every MLP output mean-ablated,
     ``first_swapped_accuracy`` / ``last_swapped_accuracy`` with the first / last
     name replaced by one never paired with the other name, scored against the
-    original person's sport. ``chance`` is 1 / number of sports.
+    original person's sport. ``chance`` is 1 / number of sports. An
+    attention-only model has no MLPs, so it gets no ``mlp_ablated_accuracy``.
     """
     rng = np.random.default_rng(seed)
     people = world.kb.people
@@ -147,13 +148,15 @@ def fact_recall(model: Model, world: World, seed: int = 0) -> dict[str, float]:
 
     logits = _final_logits(model, clean)
     full = (logits.argmax(-1) == torch.tensor(SPORT_IDS)[answers]).float().mean().item()
-    ablated = _final_logits(model, clean, mlp_mean_ablation_hooks(model, clean))
-    return {
+    result = {
         "n_people": len(people),
         "chance": 1 / len(SPORTS),
         "accuracy": full,
         "sport_accuracy": sport_acc(logits),
-        "mlp_ablated_accuracy": sport_acc(ablated),
         "first_swapped_accuracy": sport_acc(_final_logits(model, sport_prompts(world, first_swapped))),
         "last_swapped_accuracy": sport_acc(_final_logits(model, sport_prompts(world, last_swapped))),
     }
+    if not model.cfg.attn_only:
+        ablated = _final_logits(model, clean, mlp_mean_ablation_hooks(model, clean))
+        result["mlp_ablated_accuracy"] = sport_acc(ablated)
+    return result

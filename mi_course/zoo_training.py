@@ -110,7 +110,7 @@ _register(Recipe(
     n_layers=3, d_model=128, n_heads=4, d_head=32, attn_only=False, d_mlp=512, act_fn="gelu",
     normalization_type="LN", tie_embeddings=True, pos_init="sinusoidal",
     mix={"facts": 0.45, "capitals": 0.1, "gender": 0.1, "sequence": 0.05, "story": 0.2, "repeat": 0.1},
-    steps=5000, batch=32, lr=3e-3, warmup=300, eval_every=250,
+    steps=3500, batch=32, lr=3e-3, warmup=300, eval_every=250,
 ))
 _register(Recipe(
     name="attn-only-1l", chapter="04 Induction (the contrast: one layer cannot form induction heads)",
@@ -402,10 +402,12 @@ def _plot_loss_curve(history: list[dict[str, float]], path: Path, title: str) ->
     ax.set_xlabel("training tokens (millions)")
     ax.set_ylabel("loss (nats)")
     ax.set_title(title)
-    if "induction_score" in history[0]:
+    key = "fact_accuracy" if "fact_accuracy" in history[0] else "induction_score"
+    if key in history[0]:
+        label = {"fact_accuracy": "sport recall accuracy", "induction_score": "best induction score"}[key]
         ax2 = ax.twinx()
-        ax2.plot(tokens, [row["induction_score"] for row in history], color="C3", label="best induction score")
-        ax2.set_ylabel("induction score", color="C3")
+        ax2.plot(tokens, [row[key] for row in history], color="C3")
+        ax2.set_ylabel(label, color="C3")
         ax2.set_ylim(0, 1)
     ax.legend(loc="center right")
     fig.tight_layout()
@@ -455,8 +457,7 @@ def measure(recipe: Recipe, bridge: Any) -> dict[str, Any]:
         metrics.update(zm.induction_circuit(bridge))
     else:
         metrics.update(zm.induction_report(bridge))
-    if not recipe.attn_only:
-        metrics["fact_recall"] = zm.fact_recall(bridge, World(recipe.world_seed))
+    metrics["fact_recall"] = zm.fact_recall(bridge, World(recipe.world_seed))
     return metrics
 
 

@@ -169,3 +169,26 @@ def test_offline_hub_name_uses_the_local_cache_when_present(tiny_gpt2, monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(models, "_cached_snapshot", lambda repo: str(folder))
     assert models.load("gpt2-small", device="cpu").cfg.n_layers == 2
+
+
+def test_transformer_lens_legacy_names_boot_through_boot_tl_legacy(monkeypatch):
+    """TransformerLens' own repos are not in HF format: their name must reach boot_tl_legacy
+    (faked here, offline) with the repo id, and come back in compatibility mode."""
+    calls = []
+
+    class Fake:
+        def enable_compatibility_mode(self, **kwargs):
+            calls.append("compat")
+
+        def eval(self):
+            return self
+
+    def fake_boot(repo, device=None):
+        calls.append(repo)
+        return Fake()
+
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=models.HUB_TIMEOUT_S: True)
+    monkeypatch.setattr(models.TransformerBridge, "boot_tl_legacy", staticmethod(fake_boot))
+    monkeypatch.setattr(models, "_boot_transformers", lambda *a, **k: pytest.fail("HF boot used"))
+    assert isinstance(models.load("tl-attn-only-2l", device="cpu"), Fake)
+    assert calls == [models.HUB_MODELS["tl-attn-only-2l"].repo, "compat"]

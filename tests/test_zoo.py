@@ -46,8 +46,9 @@ def test_every_shipped_model_verifies_and_is_small():
         total += size
         card = models.card(name)
         for key in ("held_out_loss", "prev_token_scores", "induction_scores", "loss_first_copy",
-                    "loss_second_copy", "training_tokens", "training_seconds"):
+                    "loss_second_copy", "fact_recall", "training_tokens", "training_seconds"):
             assert key in card["metrics"], (name, key)
+        assert 0.0 <= card["metrics"]["fact_recall"]["accuracy"] <= 1.0, name
         assert set(card["sha256"]) >= {"model.safetensors", "config.json"}
     assert total <= 40 * MB
 
