@@ -1,10 +1,6 @@
 """Test-wide settings: progress goes to a throw-away file, never to the learner's real one,
-and torch uses one thread.
-
-One thread, as in the chapters: the course's models are tiny, so a second
-thread brings no speed-up, and on a 2-core machine OpenMP's waiting threads
-made the test run many times slower (a 2,000-step sweep took over 15 min
-instead of 10 s). Results also no longer depend on the core count.
+and torch uses one thread, as the chapters do: the course's models are tiny, so a
+second thread brings no speed-up, and results do not depend on the core count.
 """
 
 import os

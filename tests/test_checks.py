@@ -134,6 +134,8 @@ def test_a_hanging_function_is_stopped_off_the_main_thread():
     thread.start()
     thread.join(5)
     assert box["out"].timed_out
+    # the runaway loop is stopped, not left spinning (it would hold the GIL for the rest of the session)
+    assert not [t for t in threading.enumerate() if t.name == "mi-course-learner-call"]
 
 
 @pytest.mark.parametrize("learner", [None, 42, "text", np.zeros(3), lambda *a: 1 / 0,

@@ -3,11 +3,15 @@
 The grader must never crash and never hang, whatever the learner's code does.
 On the main thread (a Jupyter kernel, pytest) a timer signal interrupts a
 runaway Python loop after ``timeout`` seconds. Elsewhere (no SIGALRM, or a
-worker thread) the call runs in a daemon thread that is abandoned on time-out.
+worker thread) the call runs in a daemon thread; on time-out that thread is
+sent a ``LearnerTimeout`` so a runaway Python loop stops instead of spinning
+on (and holding the GIL) for the rest of the session. A call stuck inside one
+long C function cannot be interrupted this way and is abandoned.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
@@ -103,5 +107,12 @@ def _call_in_thread(fn, args, kwargs, timeout) -> Outcome:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
+        _interrupt(worker)
         return Outcome(error=_timeout_message(timeout), timed_out=True)
     return box["out"]
+
+
+def _interrupt(worker: threading.Thread, wait: float = 1.0) -> None:
+    """Raise ``LearnerTimeout`` inside ``worker`` (at its next Python bytecode) and wait for it to end."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(LearnerTimeout))
+    worker.join(wait)
