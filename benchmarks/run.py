@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 import torch
 
-from mi_course import tms
-from mi_course.tms_widget import train_small
+from mi_course import superposition as tms
+from mi_course.superposition.widget import train_small
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -33,7 +33,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace) -> int:
-    from .progress import table
+    from .dashboard import table
 
     print(table())
     return 0
@@ -64,7 +64,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .zoo_training import RECIPES, train_and_save
+    from .zoo.training import RECIPES, train_and_save
 
     if args.name not in RECIPES:
         print(f"error: no recipe for {args.name!r}; trainable models: {', '.join(RECIPES)}", file=sys.stderr)
@@ -94,7 +94,8 @@ def parser() -> argparse.ArgumentParser:
     lab.add_argument("--port", type=int, default=None, help="port to listen on (default: 8888, or a free one)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     lab.add_argument("--dir", default="chapters", help="folder to open (default: chapters)")
-    lab.add_argument("--allow-root", action="store_true", help="let Jupyter run as root (e.g. in a container)")
+    lab.add_argument("--allow-root", action="store_true", default=None,
+                     help="let Jupyter run as root (the default when running as root, e.g. in a container)")
     lab.set_defaults(func=_lab)
 
     sub.add_parser("doctor", help="report versions, device, shipped models and hub access").set_defaults(func=_doctor)

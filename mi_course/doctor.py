@@ -6,17 +6,11 @@ text, and the network check gives up after about two seconds.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
 import platform
-import socket
 from importlib import metadata
 from typing import Any
-from urllib.parse import urlparse
 
 PACKAGES = ("torch", "transformer_lens", "mi-course", "jupyterlab", "ipywidgets")
-HUB_TIMEOUT_S = 2.0
 
 
 def _version(package: str) -> str:
@@ -38,30 +32,25 @@ def _device() -> dict[str, Any]:
 
 
 def _models() -> str:
-    """The shipped models, if this version of the course has any (``mi_course.models``)."""
-    if importlib.util.find_spec("mi_course.models") is None:
-        return "no shipped models yet"
+    """The shipped models, each with the verdict of its checksum check."""
     try:
-        models = importlib.import_module("mi_course.models")
-        names = list(getattr(models, "shipped", models.available)())
+        from .zoo import models
+
+        names = models.shipped()
         if not names:
-            return "no shipped models yet"
-        verify = getattr(models, "verify", None)
-        if verify is None:
-            return ", ".join(names)
-        return ", ".join(f"{n} ({'ok' if verify(n) else 'CORRUPT'})" for n in names)
-    except Exception as exc:
+            return "no shipped models"
+        return ", ".join(f"{n} ({'ok' if models.verify(n) else 'CORRUPT'})" for n in names)
+    except Exception as exc:  # e.g. a broken transformer_lens install
         return f"could not list models ({type(exc).__name__}: {exc})"
 
 
-def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the Hugging Face hub (``$HF_ENDPOINT`` if set) opens in time."""
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub answers (the zoo loader's check; gives up after about two seconds)."""
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
+        from .zoo import models
+
+        return models.hub_reachable()
+    except Exception:
         return False
 
 

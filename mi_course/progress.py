@@ -5,6 +5,9 @@ The file lives at ``$MI_COURSE_PROGRESS`` if set, else
 Writes are atomic (a temporary file renamed over the old one), and a
 corrupted file is moved aside with a warning and progress starts afresh:
 never a crash.
+
+This module only stores progress; :mod:`mi_course.dashboard` shows it
+(``mi-course progress``, and a widget for notebooks).
 """
 
 from __future__ import annotations
@@ -85,42 +88,3 @@ def record_pass(exercise_id: str, path: Path | None = None) -> None:
 def passed(path: Path | None = None) -> set[str]:
     """Ids of the exercises passed so far."""
     return set(load(path)["passed"])
-
-
-def summary(path: Path | None = None) -> list[dict[str, Any]]:
-    """One row per chapter that has exercises: number, title, passed, total, missing ids."""
-    from .chapters import CHAPTERS
-    from .checks import exercises
-
-    done = passed(path)
-    rows = []
-    for ch in CHAPTERS:
-        ids = exercises(ch.number)
-        if not ids:
-            continue
-        rows.append({"chapter": ch.number, "title": ch.title, "passed": sum(i in done for i in ids),
-                     "total": len(ids), "missing": [i for i in ids if i not in done]})
-    return rows
-
-
-def table(path: Path | None = None) -> str:
-    """The progress table that ``mi-course progress`` prints."""
-    rows = summary(path)
-    lines = [f"Progress file: {path or progress_path()}", "", f"{'chapter':<40} {'passed':>8}  bar"]
-    for r in rows:
-        bar = "█" * r["passed"] + "·" * (r["total"] - r["passed"])
-        lines.append(f"{r['chapter'] + ' ' + r['title']:<40} {r['passed']:>3}/{r['total']:<4}  {bar}")
-    return "\n".join(lines)
-
-
-def widget(path: Path | None = None):
-    """A small ipywidgets view of the same table, one progress bar per chapter."""
-    import ipywidgets as w
-
-    items = [w.HTML("<b>Your progress</b>")]
-    for r in summary(path):
-        bar = w.IntProgress(value=r["passed"], min=0, max=r["total"], description=r["chapter"],
-                            bar_style="success" if r["passed"] == r["total"] else "info")
-        items.append(w.HBox([bar, w.Label(f"{r['passed']}/{r['total']} · {r['title']}")]))
-    items.append(w.HTML(f"<small>saved in {path or progress_path()}</small>"))
-    return w.VBox(items)

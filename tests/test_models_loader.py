@@ -14,9 +14,9 @@ import shutil
 import pytest
 import torch
 
-from mi_course import models, zoo_training
-from mi_course.tokenizer import load_tokenizer
-from mi_course.world import BOS_ID, VOCAB
+from mi_course.zoo import models, training as zoo_training
+from mi_course.zoo.tokenizer import load_tokenizer
+from mi_course.zoo.world import BOS_ID, VOCAB
 
 TINY = zoo_training.Recipe(
     name="tiny-test", chapter="tests", description="a few steps of a tiny model",
@@ -58,7 +58,7 @@ def test_shipped_model_loads_with_tokenizer(zoo):
     assert model.to_tokens("Anna Smith plays")[0, 0].item() == BOS_ID
     assert model.to_str_tokens("Anna Smith plays") == ["<bos>", "Anna", "Smith", "plays"]
     # the loaded weights are the saved ones: same held-out loss as on the card
-    from mi_course import zoo_metrics
+    from mi_course.zoo import metrics as zoo_metrics
 
     loss = zoo_metrics.held_out_loss(model, zoo_training.held_out_tokens(TINY, 256))
     assert loss == pytest.approx(models.card(TINY.name)["metrics"]["held_out_loss"], abs=1e-4)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from mi_course import progress
+from mi_course import dashboard, progress
 
 
 @pytest.fixture
@@ -63,13 +63,13 @@ def test_corrupted_file_is_backed_up_and_progress_restarts(path, garbage):
 def test_table_has_a_row_per_chapter_with_counts(path):
     progress.record_pass("03.tms_loss")
     progress.record_pass("03.tms_forward")
-    table = progress.table()
+    table = dashboard.table()
     row = next(line for line in table.splitlines() if line.startswith("03 "))
     assert "Toy models of superposition" in row and " 2/11" in row
 
 
 def test_widget_shows_the_same_counts(path):
     progress.record_pass("03.tms_loss")
-    box = progress.widget()
+    box = dashboard.widget()
     bars = [child.children[0] for child in box.children if hasattr(child, "children") and child.children]
     assert [(b.description, b.value, b.max) for b in bars] == [("03", 1, 11)]

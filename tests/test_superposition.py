@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from mi_course import tms
-from mi_course.tms_widget import superposition_explorer, train_small
+from mi_course import superposition as tms
+from mi_course.superposition.widget import superposition_explorer, train_small
 
 FIVE_TO_TWO_P = 0.05 ** torch.linspace(0, 1, 10)
 IMPORTANCE = 0.9 ** torch.arange(5.0)

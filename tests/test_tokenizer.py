@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mi_course import world as W
-from mi_course.tokenizer import TOKENIZER_DIR, build_tokenizer, load_tokenizer
+from mi_course.zoo import world as W
+from mi_course.zoo.tokenizer import TOKENIZER_DIR, build_tokenizer, load_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from mi_course import world as W
-from mi_course.world import World
+from mi_course.zoo import world as W
+from mi_course.zoo.world import World
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import dataclasses
 import pytest
 import torch
 
-from mi_course import models, zoo_metrics as zm, zoo_training
+from mi_course.zoo import metrics as zm, models, training as zoo_training
 from mi_course.cli import main
-from mi_course.world import World
+from mi_course.zoo.world import World
 
 FACTS_MODEL = "gelu-3l-facts"
 MB = 1024 * 1024

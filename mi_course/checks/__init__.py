@@ -17,18 +17,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .. import progress
+from ..course import CHAPTERS
 from .exercise import Exercise, registry
 from .result import Result
-
-# One module per chapter, named after its concept; each registers its exercises on import.
-CHAPTER_MODULES = ("mi_course.checks.superposition",)
 
 _hints_shown: dict[str, int] = {}
 
 
 def _load() -> dict[str, Exercise]:
-    for module in CHAPTER_MODULES:
-        importlib.import_module(module)
+    """Import every chapter's ``exercises`` module (found through the course map); they register on import."""
+    for ch in CHAPTERS:
+        if ch.exercises_module is not None:
+            importlib.import_module(ch.exercises_module)
     return registry()
 
 
@@ -95,8 +96,6 @@ def check(learner_object: Any, exercise_id: str | None = None) -> Any:
                      f"check(my_function, {exercises()[0]!r})."))
         return learner_object
     result = run(ex_id, learner_object)
-    from .. import progress
-
     if result.passed:
         progress.record_pass(ex_id)
         _show(result)

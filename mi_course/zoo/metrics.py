@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import head_scores as hs
+from ..induction import head_scores as hs
 from .world import BOS_ID, SPORTS, TOKEN_ID, World, used_token_ids
 
 Model = Any

@@ -14,7 +14,7 @@ import torch
 from matplotlib.colors import ListedColormap
 from torch import Tensor
 
-from .tms import PHASES, STICKY_VALUES, dimensions_per_feature, feature_dimensionality
+from .geometry import PHASES, STICKY_VALUES, dimensions_per_feature, feature_dimensionality
 
 
 def _grid(n: int, max_cols: int = 5, size: float = 2.4) -> tuple[plt.Figure, list[plt.Axes]]:

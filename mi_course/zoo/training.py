@@ -7,7 +7,7 @@ plain ``NativeModel`` (TransformerLens' own small transformer, without the
 bridge's hooks, for speed); the weights are saved under the bridge's names,
 so ``mi_course.models.load`` can boot them straight into a ``TransformerBridge``.
 
-    $ mi-course train attn-only-2l              # writes mi_course/data/zoo/attn-only-2l/
+    $ mi-course train attn-only-2l              # writes mi_course/zoo/data/models/attn-only-2l/
     $ mi-course train attn-only-2l --out /tmp/z  # somewhere else
 """
 
@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .device import resolve_device
-from .seed import seed_everything
+from ..device import resolve_device
+from ..seed import seed_everything
 from .world import BOS_ID, VOCAB, World, token_rows
 
-ZOO_DIR = Path(__file__).resolve().parent / "data" / "zoo"
+ZOO_DIR = Path(__file__).resolve().parent / "data" / "models"
 
 
 @dataclass(frozen=True)
@@ -421,8 +421,8 @@ def _plot_loss_curve(history: list[dict[str, float]], path: Path, title: str) ->
 
 def _induction_eval(bridge: Any) -> dict[str, float]:
     """Cheap per-eval scores for the loss curve of the attention-only models."""
-    from . import head_scores as hs
-    from .zoo_metrics import repeated_tokens
+    from ..induction import head_scores as hs
+    from .metrics import repeated_tokens
 
     tokens = repeated_tokens(batch=8)
     patterns = hs.attention_patterns(bridge, tokens)
@@ -434,7 +434,7 @@ def _induction_eval(bridge: Any) -> dict[str, float]:
 
 def _facts_eval(world: World) -> Callable[[Any], dict[str, float]]:
     """Per-eval scores of the MLP models: induction scores and sport recall accuracy."""
-    from .zoo_metrics import SPORT_IDS, sport_prompts
+    from .metrics import SPORT_IDS, sport_prompts
 
     people = world.kb.people
     prompts = sport_prompts(world, [(p.first, p.last) for p in people])
@@ -449,8 +449,8 @@ def _facts_eval(world: World) -> Callable[[Any], dict[str, float]]:
 
 
 def measure(recipe: Recipe, bridge: Any) -> dict[str, Any]:
-    """The metrics of a model card (see ``mi_course.zoo_metrics``)."""
-    from . import zoo_metrics as zm
+    """The metrics of a model card (see :mod:`mi_course.zoo.metrics`)."""
+    from . import metrics as zm
 
     metrics: dict[str, Any] = {"held_out_loss": zm.held_out_loss(bridge, held_out_tokens(recipe, 256))}
     if recipe.n_layers >= 2:
@@ -463,7 +463,7 @@ def measure(recipe: Recipe, bridge: Any) -> dict[str, Any]:
 
 def checkpoint_metrics(recipe: Recipe, weights: dict[str, Tensor]) -> dict[str, float]:
     """Best layer-0 previous-token and last-layer induction scores, and the copy losses."""
-    from . import zoo_metrics as zm
+    from . import metrics as zm
 
     report = zm.induction_report(to_bridge(recipe, weights, processed=True))
     return {
@@ -477,7 +477,7 @@ def checkpoint_metrics(recipe: Recipe, weights: dict[str, Tensor]) -> dict[str, 
 def train_and_save(name: str, out_dir: str | Path | None = None, device: str = "auto",
                    threads: int | None = 1, progress: bool = True, steps: int | None = None) -> Path:
     """Train a zoo model from its recipe, measure it and write it to ``out_dir``
-    (default: the package's own ``data/zoo/<name>``). ``steps`` overrides the
+    (default: the package's own ``zoo/data/models/<name>``). ``steps`` overrides the
     recipe's step count (for smoke tests; the result is then not the shipped model)."""
     from dataclasses import replace
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .tms import TrainConfig, sweep
+from .model import TrainConfig, sweep
 
 
 def train_small(feature_probability: float, importance_decay: float, n_features: int = 5,
@@ -29,7 +29,7 @@ def superposition_explorer(n_features: int = 5):
     import ipywidgets as w
     import matplotlib.pyplot as plt
 
-    from .tms_plots import draw_directions
+    from .plots import draw_directions
 
     density = w.FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.05,
                                description="1 - S", continuous_update=False,

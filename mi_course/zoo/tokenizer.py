@@ -1,11 +1,11 @@
 """The world's word-level tokenizer, saved as Hugging Face files inside the package.
 
-Every token is a whole word or a punctuation mark (``mi_course.world.VOCAB``).
+Every token is a whole word or a punctuation mark (``mi_course.zoo.world.VOCAB``).
 Encoding prepends ``<bos>``; decoding puts one space between words and none
 before punctuation, so ``decode(encode(text))`` gives back ``text`` for any
 text the world generates.
 
-    >>> tok = load_tokenizer()                 # offline: reads mi_course/data/tokenizer/
+    >>> tok = load_tokenizer()                 # offline: reads mi_course/zoo/data/tokenizer/
     >>> tok("Anna Smith plays tennis.").input_ids   # [bos, Anna, Smith, plays, tennis, .]
 
 ``save_tokenizer`` rebuilds the files from the word list; a test checks that

@@ -2,7 +2,7 @@
 
 Each exercise lists its test cases (seeded random inputs plus edge cases),
 known mistakes with the message that explains them, and progressive hints.
-References are the functions in :mod:`mi_course.tms`.
+References are the functions in :mod:`.model` and :mod:`.geometry`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import math
 import torch
 from torch import Tensor
 
-from .. import tms
-from .compare import describe_mismatch
-from .exercise import Case, CustomExercise, FunctionExercise, Mistake, register
-from .sandbox import call_with_timeout
+from .. import superposition as tms
+from ..checks.compare import describe_mismatch
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, register
+from ..checks.sandbox import call_with_timeout
 
 
 def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor:

@@ -1,0 +1,53 @@
+"""Your progress, per chapter: a table for ``mi-course progress`` and a widget for notebooks.
+
+    >>> from mi_course import dashboard
+    >>> dashboard.widget()        # one progress bar per chapter
+
+The passes themselves are stored by :mod:`mi_course.progress`, which the
+grader writes to; this module reads them next to the course map.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import progress
+from .checks import exercises
+from .course import CHAPTERS
+
+
+def summary(path: Path | None = None) -> list[dict[str, Any]]:
+    """One row per chapter that has exercises: number, title, passed, total, missing ids."""
+    done = progress.passed(path)
+    rows = []
+    for ch in CHAPTERS:
+        ids = exercises(ch.number)
+        if not ids:
+            continue
+        rows.append({"chapter": ch.number, "title": ch.title, "passed": sum(i in done for i in ids),
+                     "total": len(ids), "missing": [i for i in ids if i not in done]})
+    return rows
+
+
+def table(path: Path | None = None) -> str:
+    """The progress table that ``mi-course progress`` prints."""
+    rows = summary(path)
+    lines = [f"Progress file: {path or progress.progress_path()}", "", f"{'chapter':<40} {'passed':>8}  bar"]
+    for r in rows:
+        bar = "█" * r["passed"] + "·" * (r["total"] - r["passed"])
+        lines.append(f"{r['chapter'] + ' ' + r['title']:<40} {r['passed']:>3}/{r['total']:<4}  {bar}")
+    return "\n".join(lines)
+
+
+def widget(path: Path | None = None):
+    """A small ipywidgets view of the same table, one progress bar per chapter."""
+    import ipywidgets as w
+
+    items = [w.HTML("<b>Your progress</b>")]
+    for r in summary(path):
+        bar = w.IntProgress(value=r["passed"], min=0, max=r["total"], description=r["chapter"],
+                            bar_style="success" if r["passed"] == r["total"] else "info")
+        items.append(w.HBox([bar, w.Label(f"{r['passed']}/{r['total']} · {r['title']}")]))
+    items.append(w.HTML(f"<small>saved in {path or progress.progress_path()}</small>"))
+    return w.VBox(items)
