@@ -36,7 +36,7 @@ class Chapter:
 
 
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter("01", "residual_stream", "The residual stream", "planned", "residual_stream"),
+    Chapter("01", "residual_stream", "The residual stream", "ready", "residual_stream"),
     Chapter("02", "virtual_weights", "Virtual weights and circuits", "planned", "circuits"),
     Chapter("03", "superposition", "Toy models of superposition", "ready", "superposition"),
     Chapter("04", "induction", "Induction heads", "planned", "induction"),

@@ -37,9 +37,9 @@ def _empty() -> dict[str, Any]:
 
 
 def load(path: Path | None = None) -> dict[str, Any]:
-    """Read progress; a missing file is empty progress; a corrupted one is backed up and reset."""
+    """Read progress; a missing or empty file is empty progress; a corrupted one is backed up and reset."""
     path = path or progress_path()
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:  # an empty file: e.g. made by `mktemp`
         return _empty()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

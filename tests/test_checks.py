@@ -51,6 +51,18 @@ def test_every_stub_fails_with_a_not_implemented_message(repo, chapter):
             assert "not implemented yet" in result.message, result.message
 
 
+def test_every_known_mistake_fails_with_its_own_message():
+    """Each Mistake an exercise lists is recognised on the exercise's own cases (in every chapter)."""
+    listed = 0
+    for ex_id in checks.exercises():
+        exercise = checks.get(ex_id)
+        for mistake in getattr(exercise, "mistakes", []):
+            result = checks.run(ex_id, mistake.fn)
+            assert not result.passed and mistake.message in result.message, (ex_id, mistake.message, result.message)
+            listed += 1
+    assert listed >= 20
+
+
 def test_references_pass_their_own_checks():
     for ex_id in checks.exercises():
         assert checks.run(ex_id, checks.get(ex_id).reference).passed, ex_id

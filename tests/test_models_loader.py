@@ -133,21 +133,6 @@ def test_hub_reachable_is_false_offline(monkeypatch):
     assert models.hub_reachable(timeout=0.5) is False
 
 
-@pytest.fixture(scope="module")
-def tiny_gpt2(tmp_path_factory):
-    """A randomly initialised 2-layer GPT-2 in Hugging Face format, with the world's tokenizer."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    folder = tmp_path_factory.mktemp("tiny-gpt2")
-    tok = load_tokenizer()
-    torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
-                                    bos_token_id=BOS_ID, eos_token_id=1)).eval()
-    hf.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder, hf
-
-
 def test_hub_path_with_a_local_gpt2(tiny_gpt2, monkeypatch):
     """The code path of hub names (reachability check, boot_transformers, compatibility mode)."""
     folder, hf = tiny_gpt2

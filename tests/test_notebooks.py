@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,16 +33,19 @@ def test_there_are_solution_notebooks():
 @pytest.mark.slow
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=_ids(SOLUTIONS))
 def test_solution_passes_strict_nbval(solution, tmp_path):
+    # A fresh progress file, as when the outputs were stored: the last cell shows progress per chapter.
+    env = {**os.environ, "MI_COURSE_PROGRESS": str(tmp_path / "progress.json")}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
            "--nbval-sanitize-with", str(SANITIZER), "--nbval-cell-timeout", "600",
            "--rootdir", str(tmp_path), "-o", "addopts=", str(solution)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=solution.parent, timeout=1200)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=solution.parent, timeout=1200, env=env)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=_ids(SOLUTIONS))
-def test_exercise_notebook_with_answers_runs_under_papermill_on_cpu(solution, tmp_path):
+def test_exercise_notebook_with_answers_runs_under_papermill_on_cpu(solution, tmp_path, monkeypatch):
+    monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))  # the kernel inherits it
     solution_nb = nbformat.read(solution, as_version=4)
     chapter_nb = nbformat.read(REPO / "chapters" / solution.name, as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in chapter_nb.cells), "no papermill parameters cell"

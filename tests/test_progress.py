@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import pytest
 
-from mi_course import dashboard, progress
+from mi_course import checks, dashboard, progress
+from mi_course.course import CHAPTERS
 
 
 @pytest.fixture
@@ -72,4 +74,17 @@ def test_widget_shows_the_same_counts(path):
     progress.record_pass("03.tms_loss")
     box = dashboard.widget()
     bars = [child.children[0] for child in box.children if hasattr(child, "children") and child.children]
-    assert [(b.description, b.value, b.max) for b in bars] == [("03", 1, 11)]
+    expected = [(ch.number, int(ch.number == "03"), len(checks.exercises(ch.number)))
+                for ch in CHAPTERS if checks.exercises(ch.number)]
+    assert ("03", 1, 11) in expected
+    assert [(b.description, b.value, b.max) for b in bars] == expected
+
+
+def test_an_empty_file_is_empty_progress_not_corruption(path):
+    path.parent.mkdir(parents=True)
+    path.write_text("")  # what `mktemp` leaves
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert progress.passed() == set()
+    progress.record_pass("03.tms_loss")
+    assert progress.passed() == {"03.tms_loss"}

@@ -30,7 +30,7 @@ def describe_mismatch(
 
     Tensors are compared on type, shape, dtype, finiteness and then values
     (``|got - expected| <= atol + rtol * |expected|``). Python numbers and
-    bools are compared with the same tolerance; tuples and lists elementwise.
+    bools are compared with the same tolerance; tuples, lists and dicts elementwise.
     """
     if isinstance(expected, torch.Tensor):
         return _tensor_mismatch(got, expected, name=name, atol=atol, rtol=rtol)
@@ -61,7 +61,22 @@ def describe_mismatch(
             if msg:
                 return msg
         return None
-    return None if got == expected else f"{name}: expected {expected!r}, got {got!r}."
+    if isinstance(expected, dict):
+        if not isinstance(got, dict):
+            return f"{name} should be a dict with keys {sorted(expected)}, but got {_type_name(got)}."
+        if set(got) != set(expected):
+            missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+            return (f"{name} has the wrong keys: " + (f"missing {missing}" if missing else "")
+                    + ("; " if missing and extra else "") + (f"unexpected {extra}" if extra else "") + ".")
+        for key in expected:
+            msg = describe_mismatch(got[key], expected[key], name=f"{name}[{key!r}]", atol=atol, rtol=rtol)
+            if msg:
+                return msg
+        return None
+    try:
+        return None if got == expected else f"{name}: expected {expected!r}, got {got!r}."
+    except Exception:  # e.g. comparing tensors inside an unexpected container
+        return f"{name}: expected {expected!r}, got {_type_name(got)}."
 
 
 def _tensor_mismatch(got: Any, expected: torch.Tensor, *, name: str, atol: float, rtol: float) -> str | None:

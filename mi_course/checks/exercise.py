@@ -83,6 +83,9 @@ def _changed(before: Any, after: Any) -> bool:
                     and torch.equal(after.detach(), before.detach()))
     if isinstance(before, (tuple, list)):
         return any(_changed(b, a) for b, a in zip(before, after))
+    if isinstance(before, dict):
+        return (not isinstance(after, dict) or set(before) != set(after)
+                or any(_changed(before[k], after[k]) for k in before))
     return False
 
 

@@ -99,9 +99,9 @@ def load(name: str, device: str | torch.device = "auto", checkpoint: int | None 
     if name in HUB_MODELS:
         if checkpoint is not None:
             raise ValueError("checkpoint= is only supported for shipped models")
-        return _load_hub(name, dev)
+        return _load_hub(name, dev, processed)
     if Path(name).is_dir() and (Path(name) / "config.json").exists():
-        return _boot_transformers(str(name), dev)
+        return _boot_transformers(str(name), dev, processed)
     raise KeyError(f"Unknown model {name!r}. Available models: {', '.join(available())} "
                    "(or the path of a local Hugging Face model folder).")
 
@@ -232,25 +232,26 @@ def _cached_snapshot(repo: str) -> str | None:
     return str(Path(path).parent) if isinstance(path, str) else None
 
 
-def _load_hub(name: str, device: torch.device) -> TransformerBridge:
+def _load_hub(name: str, device: torch.device, processed: bool = True) -> TransformerBridge:
     hub = HUB_MODELS[name]
     if not hub_reachable():
         snapshot = _cached_snapshot(hub.repo) if hub.boot == "transformers" else None
         if snapshot is not None:
-            return _boot_transformers(snapshot, device)
+            return _boot_transformers(snapshot, device, processed)
         raise HubUnavailableError(
             f"{name!r} ({hub.repo}) must be downloaded from the Hugging Face hub, which cannot be "
             f"reached from here. Use the shipped model {hub.instead!r} instead: "
             f"models.load({hub.instead!r}).")
     if hub.boot == "tl_legacy":  # TransformerLens' own repos (weights as .pth state dicts)
         bridge = TransformerBridge.boot_tl_legacy(hub.repo, device=device)
-        bridge.enable_compatibility_mode(disable_warnings=True)  # as HookedTransformer loaded them
+        bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not processed)
         return bridge.eval()
-    return _boot_transformers(hub.repo, device)
+    return _boot_transformers(hub.repo, device, processed)
 
 
-def _boot_transformers(repo_or_dir: str, device: torch.device) -> TransformerBridge:
-    """A Hugging Face-format model (hub id or local folder) with HookedTransformer-style weights."""
+def _boot_transformers(repo_or_dir: str, device: torch.device, processed: bool = True) -> TransformerBridge:
+    """A Hugging Face-format model (hub id or local folder) with HookedTransformer-style hook names,
+    and (``processed``) HookedTransformer's weight processing."""
     bridge = TransformerBridge.boot_transformers(repo_or_dir, device=device)
-    bridge.enable_compatibility_mode(disable_warnings=True)
+    bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not processed)
     return bridge.eval()

@@ -1,0 +1,58 @@
+"""Which component produced the answer: direct logit attribution and the logit lens.
+
+The final residual ``x`` becomes logits as ``LN(x) @ W_U + b_U``. LayerNorm is
+linear once its scale (the RMS of ``x``) is fixed from the run, and ``x`` is a
+sum of components, so each component's share of a logit difference is its
+own vector, divided by that scale, dotted with the difference's unembedding
+direction. The shares (plus the unembedding bias) add up to the logit difference exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .weights import layer_norm
+
+
+def logit_diff_direction(W_U: Tensor, answers: Tensor, candidates: Tensor) -> Tensor:
+    """Unembedding direction of "the answer minus the mean of the other candidates".
+
+    W_U: [d_model, vocab], answers: token ids [batch], candidates: token ids [k] (answers among them)
+    -> [batch, d_model]
+    """
+    cols = W_U[:, candidates].T                                     # [k, d_model]
+    is_answer = (candidates[None, :] == answers[:, None]).float()  # [batch, k]
+    others = (1 - is_answer) / (1 - is_answer).sum(-1, keepdim=True)
+    return W_U[:, answers].T - others @ cols
+
+
+def logit_diff(logits: Tensor, answers: Tensor, candidates: Tensor) -> Tensor:
+    """logit(answer) minus the mean logit of the other candidates. logits: [batch, vocab] -> [batch]"""
+    cand = logits[:, candidates]                                   # [batch, k]
+    is_answer = candidates[None, :] == answers[:, None]
+    others = cand.masked_fill(is_answer, 0).sum(-1) / (~is_answer).sum(-1)
+    return logits.gather(-1, answers[:, None])[:, 0] - others
+
+
+def direct_logit_attribution(components: Tensor, scale: Tensor, direction: Tensor) -> Tensor:
+    """Each component's direct contribution to a logit difference.
+
+    components: [n_components, batch, d_model] (at the position that predicts), scale: the final
+    LayerNorm's scale from the run [batch, 1], direction: [batch, d_model] -> [n_components, batch]
+    """
+    return torch.einsum("cbd,bd->cb", components / scale, direction)
+
+
+def logit_lens(resid: Tensor, W_U: Tensor, b_U: Tensor, eps: float = 1e-5) -> Tensor:
+    """Unembed intermediate residual streams as if they were the last: each through a fresh LayerNorm.
+
+    resid: [n_layers + 1, batch, d_model] -> logits [n_layers + 1, batch, vocab]
+    """
+    return layer_norm(resid, eps=eps) @ W_U + b_U
+
+
+def answer_rank(logits: Tensor, answers: Tensor) -> Tensor:
+    """Rank of the answer among all tokens (0: the top prediction). logits: [..., batch, vocab] -> [..., batch]"""
+    answer_logit = logits.gather(-1, answers.expand(*logits.shape[:-1])[..., None])
+    return (logits > answer_logit).sum(-1)

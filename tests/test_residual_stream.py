@@ -1,0 +1,245 @@
+"""Chapter 01's library, recomputed from the shipped weights, checked against TransformerLens,
+and run on other shapes of model (the tiny local GPT-2, an attention-only model) so that nothing
+assumes gelu-3l-facts's vocabulary, sizes or tied embeddings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mi_course.residual_stream import attribution as at
+from mi_course.residual_stream import decompose as dc
+from mi_course.residual_stream import local, memory, prompts
+from mi_course.residual_stream import weights as rw
+from mi_course.residual_stream.widget import explain, residual_explorer
+from mi_course.zoo import models
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_grad():
+    with torch.no_grad():
+        yield
+
+
+@pytest.fixture(scope="module")
+def facts():
+    return models.load("gelu-3l-facts", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def facts_run(facts):
+    P = prompts.fact_prompts(facts)
+    logits, cache = facts.run_with_cache(P.tokens)
+    return P, logits, cache
+
+
+@pytest.fixture(scope="module")
+def gpt2(tiny_gpt2):
+    return models.load(str(tiny_gpt2[0]), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def text(facts):
+    return prompts.held_out_text(facts, 16)
+
+
+def _logit_diff_parts(model, P, logits, cache):
+    comps = dc.decompose_residual(cache, model.W_O, model.b_O)[:, :, -1]
+    direction = at.logit_diff_direction(model.W_U, P.answers, P.sports)
+    dla = at.direct_logit_attribution(comps, cache["ln_final.hook_scale"][:, -1], direction)
+    bias = at.logit_diff(model.b_U.expand(len(P.answers), -1), P.answers, P.sports)
+    return dla, bias, at.logit_diff(logits[:, -1], P.answers, P.sports)
+
+
+# --- the published results, from the shipped weights ----------------------------------------
+
+def test_every_person_gets_a_prompt_answered_by_their_sport(facts_run):
+    P, logits, _ = facts_run
+    assert P.tokens.shape == (400, 8) and len(set(P.names)) == 400
+    assert (P.sports[P.labels] == P.answers).all()
+    assert facts_run[0].names.index("Nora Taylor") >= 0
+
+
+def test_decomposition_sums_to_the_residual_and_matches_transformer_lens(facts, facts_run):
+    _, _, cache = facts_run
+    comps = dc.decompose_residual(cache, facts.W_O, facts.b_O)
+    labels = dc.component_labels(3, 4)
+    assert comps.shape == (len(labels), 400, 8, 128)
+    torch.testing.assert_close(comps.sum(0), cache["blocks.2.hook_resid_post"], atol=1e-4, rtol=0)
+    theirs, their_labels = cache.get_full_resid_decomposition(layer=-1, pos_slice=-1, return_labels=True,
+                                                              expand_neurons=False)
+    rename = {"pos_embed": "pos", "bias": "attn bias", **{f"{l}_mlp_out": f"MLP{l}" for l in range(3)}}
+    for their, label in zip(theirs, their_labels):
+        torch.testing.assert_close(comps[labels.index(rename.get(label, label)), :, -1], their, atol=1e-4, rtol=0)
+
+
+def test_embedding_by_hand_matches_the_hooks(facts, facts_run):
+    P, _, cache = facts_run
+    torch.testing.assert_close(dc.embed(P.tokens, facts.W_E, facts.W_pos),
+                               cache["hook_embed"] + cache["hook_pos_embed"], atol=1e-6, rtol=0)
+
+
+def test_dla_sums_exactly_to_the_logit_difference_and_the_mlps_carry_the_answer(facts, facts_run):
+    P, logits, cache = facts_run
+    dla, bias, diff = _logit_diff_parts(facts, P, logits, cache)
+    torch.testing.assert_close(dla.sum(0) + bias, diff, atol=1e-4, rtol=0)
+    labels = dc.component_labels(3, 4)
+    mean = dla.mean(1)
+    mlps = [labels.index(f"MLP{l}") for l in range(3)]
+    assert mean[mlps].sum() > 0.8 * diff.mean()          # what the chapter's prose says
+    assert labels[int(mean.argmax())] == "MLP2"
+    # TransformerLens's LayerNorm-on-a-stack agrees with dividing by the frozen scale
+    comps = dc.decompose_residual(cache, facts.W_O, facts.b_O)[:, :, -1]
+    ln_stack = cache.apply_ln_to_stack(comps, layer=-1, pos_slice=-1)
+    torch.testing.assert_close(ln_stack, comps / cache["ln_final.hook_scale"][:, -1], atol=1e-5, rtol=1e-4)
+
+
+def test_logit_lens_puts_the_right_sport_first_at_the_last_layer(facts, facts_run):
+    P, logits, cache = facts_run
+    acc = dc.accumulated_residual(cache, 3)[:, :, -1]
+    theirs = cache.accumulated_resid(layer=-1, pos_slice=-1, apply_ln=False)
+    torch.testing.assert_close(acc, theirs, atol=1e-5, rtol=0)
+    lens = at.logit_lens(acc, facts.W_U, facts.b_U)
+    torch.testing.assert_close(lens[-1], logits[:, -1], atol=1e-3, rtol=0)
+    top1 = (at.answer_rank(lens, P.answers) == 0).float().mean(1)
+    assert top1[-1] >= 0.95
+    assert top1[0] < top1[-1]
+
+
+def test_our_folding_and_centring_reproduce_transformer_lens_processing(facts):
+    raw = rw.weights_of(models.load("gelu-3l-facts", device="cpu", processed=False))
+    ours = rw.center_unembed(rw.fold_value_biases(rw.center_writing_weights(rw.fold_layernorm(raw))))
+    theirs = rw.weights_of(facts)
+    assert set(ours) == set(theirs)
+    for k in theirs:
+        torch.testing.assert_close(ours[k], theirs[k], atol=1e-4, rtol=0, msg=k)
+
+
+def test_rotation_keeps_logits_and_neurons_changes_kurtosis(facts, text):
+    w = rw.weights_of(facts)
+    clean = rw.run(w, text)
+    torch.testing.assert_close(clean["logits"], facts(text), atol=1e-3, rtol=0)
+    R = rw.random_rotation(128, torch.Generator().manual_seed(0))
+    rotated = rw.run(rw.rotate_residual(w, R), text)
+    assert (rotated["logits"] - clean["logits"]).abs().max() < 1e-3
+    assert (rotated["neurons"] - clean["neurons"]).abs().max() < 1e-3
+    before, after = rw.kurtosis(clean["resid"]).mean((1, 2)), rw.kurtosis(rotated["resid"]).mean((1, 2))
+    assert (before[1:] - after[1:]).abs().min() > 1.0      # after every block, the statistic moved
+    assert (after - 3).abs().max() < 0.5                   # rotated coordinates look Gaussian
+    # without folding, the same rotation changes the model
+    raw = rw.weights_of(models.load("gelu-3l-facts", device="cpu", processed=False))
+    broken = rw.forward(rw.rotate_residual(raw, R), text).log_softmax(-1)
+    assert (broken - clean["logits"].log_softmax(-1)).abs().max() > 1.0
+
+
+def test_rotating_the_neurons_breaks_the_model(facts, text):
+    w = rw.weights_of(facts)
+
+    def loss(logits):
+        return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), text[:, 1:].flatten()).item()
+
+    clean = loss(rw.forward(w, text))
+    gen = torch.Generator().manual_seed(0)
+    for layer in range(3):
+        rotated = loss(rw.forward(rw.rotate_neurons(w, layer, rw.random_orthogonal(512, gen)), text))
+        assert rotated > clean + 0.5, (layer, clean, rotated)
+    identity = loss(rw.forward(rw.rotate_neurons(w, 1, torch.eye(512)), text))
+    assert abs(identity - clean) < 1e-5
+
+
+def test_erasing_neurons_are_weak_but_beyond_initialisation(facts, text):
+    cos = torch.stack([memory.in_out_cosine(facts.W_in[l], facts.W_out[l]) for l in range(3)])
+    init = memory.untrained_weights(facts, "gelu-3l-facts")
+    cos0 = torch.stack([memory.in_out_cosine(init["W_in"][l], init["W_out"][l]) for l in range(3)])
+    assert cos.min() > -0.7 and cos[1].min() < -0.6      # the numbers the chapter quotes
+    assert cos[1].min() < cos0.min() - 0.2
+    layer, neuron = divmod(int(cos.argmin()), 512)
+    _, cache = facts.run_with_cache(text)
+    acts = cache[f"blocks.{layer}.mlp.hook_post"][..., neuron].flatten()
+    top = acts.topk(50).indices
+    e = memory.erasure(cache[f"blocks.{layer}.hook_resid_mid"].flatten(0, 1)[top], acts[top],
+                       facts.W_in[layer][:, neuron], facts.W_out[layer][neuron])
+    assert e["written"].median() < 0 < e["before"].median()   # it pushes against what it read
+    assert 0 < e["erased"].median() < 1
+
+
+def test_early_layers_process_locally(facts):
+    windows = prompts.held_out_windows(128)
+    assert windows.tokens.shape == (128, 16) and (windows.tokens[:, 0] == prompts.BOS_ID).all()
+    profile = local.local_processing(facts, windows.tokens, [1, 5, 10], prompts.BOS_ID)
+    assert profile.shape == (3, 3, 128)
+    assert profile[1, 0].mean() > profile[1, -1].mean()      # at k = 5, layer 0 above the last layer
+    assert profile[2, 0].mean() > profile[0, 0].mean()       # more context kept, more similar
+    full = local.last_position_resid(facts, windows.tokens)
+    short, positions = local.truncate(windows.tokens, 15, prompts.BOS_ID)
+    assert torch.equal(short, windows.tokens)                # k = T - 1 keeps everything: identical
+    torch.testing.assert_close(local.last_position_resid(facts, short, positions), full)
+
+
+def test_the_widget_function_adds_up(facts, facts_run):
+    P = facts_run[0]
+    info = explain(facts, P.tokens[3], int(P.answers[3]), P.sports)
+    assert info["rank"][-1] == 0 and len(info["dla"]) == len(info["labels"]) == 18
+    assert abs(float(info["dla"].sum()) + info["bias"] - info["logit_diff"]) < 1e-4
+    free = explain(facts, facts.to_tokens("Anna Smith lives in")[0])
+    assert free["rank"][-1] == 0                                # the model's own top prediction
+    box = residual_explorer(facts, P)
+    assert len(box.children) == 2
+
+
+# --- any model: the tiny GPT-2 (hub path) and an attention-only zoo model ---------------------
+
+def test_every_function_runs_on_a_tiny_gpt2(gpt2, tiny_gpt2):
+    cfg = gpt2.cfg
+    assert (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.act_fn) == (2, 2, 32, "gelu_new")
+    P = prompts.hub_fact_prompts(gpt2)                          # the athletes, in its own tokens
+    assert len(P.names) >= 4 and P.tokens.shape[0] == len(P.names)
+    logits, cache = gpt2.run_with_cache(P.tokens)
+    comps = dc.decompose_residual(cache, gpt2.W_O, gpt2.b_O)
+    assert comps.shape[0] == len(dc.component_labels(2, 2))
+    torch.testing.assert_close(comps.sum(0), cache["blocks.1.hook_resid_post"], atol=1e-4, rtol=0)
+    dla, bias, diff = _logit_diff_parts(gpt2, P, logits, cache)
+    torch.testing.assert_close(dla.sum(0) + bias, diff, atol=1e-4, rtol=0)
+    lens = at.logit_lens(dc.accumulated_residual(cache, 2)[:, :, -1], gpt2.W_U, gpt2.b_U, cfg.eps)
+    torch.testing.assert_close(lens[-1], logits[:, -1], atol=1e-3, rtol=0)
+    # the weights-level model: forward, processing, rotation
+    w = rw.weights_of(gpt2)
+    torch.testing.assert_close(rw.forward(w, P.tokens, cfg.act_fn, cfg.eps), logits, atol=1e-4, rtol=0)
+    raw_model = models.load(str(tiny_gpt2[0]), device="cpu", processed=False)
+    raw = rw.weights_of(raw_model)
+    assert torch.equal(raw["W_E"], raw["W_U"].T)                # GPT-2 ties its embeddings too
+    ours = rw.center_unembed(rw.fold_value_biases(rw.center_writing_weights(rw.fold_layernorm(raw))))
+    for k in w:
+        torch.testing.assert_close(ours[k], w[k], atol=1e-4, rtol=0, msg=k)
+    R = rw.random_rotation(32, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(rw.forward(rw.rotate_residual(w, R), P.tokens, cfg.act_fn, cfg.eps), logits,
+                               atol=1e-3, rtol=0)
+    # memory, local processing, the widget function
+    init = memory.untrained_weights(gpt2, "tiny-gpt2")          # not a zoo recipe: Gaussian weights
+    assert init["W_in"].shape == w["W_in"].shape
+    text = prompts.held_out_text(gpt2, 4, 16)
+    assert local.local_processing(gpt2, text, [1, 3], prompts.bos_id(gpt2)).shape == (2, 2, 4)
+    assert len(explain(gpt2, P.tokens[0])["dla"]) == len(dc.component_labels(2, 2))
+
+
+def test_attention_only_model_has_no_mlp_components():
+    model = models.load("attn-only-2l", device="cpu")
+    tokens = prompts.held_out_text(model, 4, 32)
+    logits, cache = model.run_with_cache(tokens)
+    comps = dc.decompose_residual(cache, model.W_O, model.b_O)
+    labels = dc.component_labels(2, model.cfg.n_heads, has_mlp=False)
+    assert comps.shape[0] == len(labels) and not any(lab.startswith("MLP") for lab in labels)
+    torch.testing.assert_close(comps.sum(0), cache["blocks.1.hook_resid_post"], atol=1e-4, rtol=0)
+    w = rw.weights_of(model)
+    assert "W_in" not in w
+    torch.testing.assert_close(rw.forward(w, tokens), logits, atol=1e-3, rtol=0)
+    R = rw.random_rotation(model.cfg.d_model, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(rw.forward(rw.rotate_residual(w, R), tokens), logits, atol=1e-3, rtol=0)
+
+
+def test_random_rotation_fixes_ones_and_is_orthogonal():
+    R = rw.random_rotation(16, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(R.T @ R, torch.eye(16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(R @ torch.ones(16), torch.ones(16), atol=1e-5, rtol=0)
+    assert (R - torch.eye(16)).abs().max() > 0.1
+    assert torch.equal(R, rw.random_rotation(16, torch.Generator().manual_seed(0)))
