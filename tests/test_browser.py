@@ -48,6 +48,13 @@ KERNEL_TIMEOUT_S = 120
 RUN_ALL_TIMEOUT_S = 480  # chapter 03 trains small models on the CPU: 60 s alone, 200 s on a busy 2-core box
 CELL_TIMEOUT_S = 120
 
+CHAPTER_01 = REPO / "chapters" / "01_residual_stream.ipynb"
+CHAPTER_01_SOLUTION = '''\
+def kurtosis(x):
+    c = x - x.mean(-1, keepdim=True)
+    return c.pow(4).mean(-1) / c.pow(2).mean(-1).pow(2)
+
+kurtosis = check(kurtosis)'''
 CHAPTER_03 = REPO / "chapters" / "03_superposition.ipynb"
 CHAPTER_03_SOLUTION = '''\
 def dimensions_per_feature(W):
@@ -455,3 +462,19 @@ def test_chapter_03_in_jupyterlab(lab, page, tmp_path):
     print(f"\nchapter 03: {timings}")
     passed = json.loads(lab.progress.read_text())["passed"]
     assert any(i.endswith(".dimensions_per_feature") for i in passed), passed
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHAPTER_01.exists(), reason="chapters/01_residual_stream.ipynb not generated yet")
+def test_chapter_01_in_jupyterlab(lab, page, tmp_path):
+    shutil.copy(CHAPTER_01, lab.root / CHAPTER_01.name)
+    timings = drive_notebook(
+        page, lab, CHAPTER_01.name,
+        exercise_cell_marker="def kurtosis(",
+        solution_source=CHAPTER_01_SOLUTION,
+        widget_selector=".widget-dropdown",  # residual_explorer's person picker
+        screenshot="chapter01", tmp_path=tmp_path,
+    )
+    print(f"\nchapter 01: {timings}")
+    passed = json.loads(lab.progress.read_text())["passed"]
+    assert "01.kurtosis" in passed, passed
