@@ -37,7 +37,7 @@ class Chapter:
 
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter("01", "residual_stream", "The residual stream", "ready", "residual_stream"),
-    Chapter("02", "virtual_weights", "Virtual weights and circuits", "planned", "circuits"),
+    Chapter("02", "virtual_weights", "Virtual weights and circuits", "ready", "circuits"),
     Chapter("03", "superposition", "Toy models of superposition", "ready", "superposition"),
     Chapter("04", "induction", "Induction heads", "planned", "induction"),
     Chapter("05", "sparse_autoencoders", "Sparse autoencoders", "planned", "sae"),

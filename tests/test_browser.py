@@ -55,6 +55,12 @@ def kurtosis(x):
     return c.pow(4).mean(-1) / c.pow(2).mean(-1).pow(2)
 
 kurtosis = check(kurtosis)'''
+CHAPTER_02 = REPO / "chapters" / "02_virtual_weights.ipynb"
+CHAPTER_02_SOLUTION = '''\
+def composition_score(W_A, W_B):
+    return ((W_A @ W_B).norm() / (W_A.norm() * W_B.norm()).clamp_min(1e-12)).item()
+
+composition_score = check(composition_score)'''
 CHAPTER_03 = REPO / "chapters" / "03_superposition.ipynb"
 CHAPTER_03_SOLUTION = '''\
 def dimensions_per_feature(W):
@@ -478,3 +484,19 @@ def test_chapter_01_in_jupyterlab(lab, page, tmp_path):
     print(f"\nchapter 01: {timings}")
     passed = json.loads(lab.progress.read_text())["passed"]
     assert "01.kurtosis" in passed, passed
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHAPTER_02.exists(), reason="chapters/02_virtual_weights.ipynb not generated yet")
+def test_chapter_02_in_jupyterlab(lab, page, tmp_path):
+    shutil.copy(CHAPTER_02, lab.root / CHAPTER_02.name)
+    timings = drive_notebook(
+        page, lab, CHAPTER_02.name,
+        exercise_cell_marker="def composition_score(",
+        solution_source=CHAPTER_02_SOLUTION,
+        widget_selector=".widget-dropdown",  # the head explorer's pickers
+        screenshot="chapter02", tmp_path=tmp_path,
+    )
+    print(f"\nchapter 02: {timings}")
+    passed = json.loads(lab.progress.read_text())["passed"]
+    assert "02.composition_score" in passed, passed

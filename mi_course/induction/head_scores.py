@@ -15,6 +15,9 @@ The repeated-random-tokens test (Olsson et al. 2022; ARENA):
   -(n-1) stripe, over the queries of the second copy;
 * loss on the first vs the second copy: a model with induction heads predicts
   the second copy almost perfectly.
+
+The composition scores (``ov_matrix``, ``qk_matrix``, ``composition_score``, ``k_composition``,
+``random_composition_scores``) live in chapter 02's :mod:`mi_course.circuits` and are imported here.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..circuits.composition import composition_score, k_composition, random_composition_scores
+from ..circuits.factored import ov_matrix, qk_matrix
 
 Model = Any  # a TransformerBridge; kept loose so chapters can pass their own models
 
@@ -66,6 +72,16 @@ def stripe_score(patterns: Tensor, offset: int, first_query: int) -> Tensor:
 def prev_token_scores(patterns: Tensor) -> Tensor:
     """Mean attention to the previous token (queries 1..end). [layer, batch, head, q, k] -> [layer, head]"""
     return stripe_score(patterns, offset=1, first_query=1)
+
+
+def current_token_scores(patterns: Tensor) -> Tensor:
+    """Mean attention to the query's own position. [layer, batch, head, q, k] -> [layer, head]"""
+    return stripe_score(patterns, offset=0, first_query=0)
+
+
+def first_token_scores(patterns: Tensor) -> Tensor:
+    """Mean attention to position 0 (BOS), over queries 1..end. [layer, batch, head, q, k] -> [layer, head]"""
+    return patterns[..., 1:, 0].mean(dim=(1, 3))
 
 
 def induction_scores(patterns: Tensor, n: int = 50) -> Tensor:
@@ -112,45 +128,9 @@ def head_ablation_hooks(heads: Sequence[tuple[int, int]], mean_over: Tensor | No
 
 
 # ----------------------------------------------------------------------------
-# Composition scores (chapter 02): how much one head's output feeds another.
+# Composition scores are chapter 02's (mi_course.circuits); chapter 04 and the
+# zoo's model cards use them from here.
 # ----------------------------------------------------------------------------
-
-def ov_matrix(model: Model, layer: int, head: int) -> Tensor:
-    """``W_OV = W_V W_O`` (row-vector convention: a residual ``x`` writes ``x @ W_OV``). [d_model, d_model]"""
-    return (model.W_V[layer, head] @ model.W_O[layer, head]).detach().float().cpu()
-
-
-def qk_matrix(model: Model, layer: int, head: int) -> Tensor:
-    """``W_QK = W_Q W_K^T``: the score is ``x_query @ W_QK @ x_key^T``. [d_model, d_model]"""
-    return (model.W_Q[layer, head] @ model.W_K[layer, head].T).detach().float().cpu()
-
-
-def composition_score(W_A: Tensor, W_B: Tensor) -> float:
-    """``||W_A W_B||_F / (||W_A||_F ||W_B||_F)`` (Elhage et al. 2021)."""
-    return ((W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item()
-
-
-def k_composition(model: Model, prev_head: tuple[int, int], ind_head: tuple[int, int]) -> float:
-    """K-composition: how much ``prev_head``'s output is read by ``ind_head``'s keys.
-
-    The key of ``ind_head`` sees ``x @ W_OV``; its score with a query ``y`` is
-    ``y W_QK W_OV^T x^T``, so the score compares ``W_OV`` with ``W_QK^T``.
-    """
-    return composition_score(ov_matrix(model, *prev_head), qk_matrix(model, *ind_head).T)
-
-
-def random_composition_scores(d_model: int, d_head: int, n_samples: int = 500, seed: int = 0) -> Tensor:
-    """Composition scores of random rank-``d_head`` matrices of the heads' shapes.
-
-    The baseline to compare a real composition score with. returns: [n_samples]
-    """
-    gen = torch.Generator().manual_seed(seed)
-
-    def low_rank() -> Tensor:
-        return torch.randn(d_model, d_head, generator=gen) @ torch.randn(d_head, d_model, generator=gen)
-
-    return torch.tensor([composition_score(low_rank(), low_rank()) for _ in range(n_samples)])
-
 
 def _device(model: Model) -> torch.device:
     return next(model.parameters()).device

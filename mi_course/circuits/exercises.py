@@ -1,0 +1,353 @@
+"""Exercises for chapter 02, virtual weights and circuits.
+
+Each exercise lists its test cases (seeded random inputs plus edge cases), known mistakes with
+the message that explains them, and progressive hints. References are the functions of
+:mod:`.heads`, :mod:`.factored`, :mod:`.full_circuits`, :mod:`.composition` and :mod:`.paths`.
+"""
+
+from __future__ import annotations
+
+
+import torch
+from torch import Tensor
+from transformer_lens import FactoredMatrix
+
+from .. import circuits
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, register
+from ..checks.sandbox import call_with_timeout
+
+
+def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor:
+    return torch.randn(*shape, generator=gen) * scale
+
+
+def _low_rank(gen: torch.Generator, n: int, k: int) -> tuple[Tensor, Tensor]:
+    return _randn(gen, n, k, scale=0.5), _randn(gen, k, n, scale=0.5)
+
+
+# --- 2.1 each head's output -----------------------------------------------------------
+
+def _head_output_cases(gen: torch.Generator) -> list[Case]:
+    cases = []
+    for (b, p, h, e, d, label) in [(2, 5, 4, 8, 16, "4 heads of 8 dims into d_model 16"),
+                                   (1, 3, 3, 5, 7, "3 heads of 5 dims into d_model 7"),
+                                   (2, 4, 1, 6, 6, "a single head")]:
+        cases.append(Case((_randn(gen, b, p, h, e), _randn(gen, h, e, d)), label=f"random z and W_O ({label})"))
+    return cases
+
+
+register(FunctionExercise(
+    id="02.head_outputs", title="Each head's output", reference=circuits.head_outputs, cases=_head_output_cases,
+    mistakes=[
+        Mistake(lambda z, W_O: torch.einsum("bphe,hed->bpd", z, W_O),
+                "You summed over the heads: return each head's output separately, [batch, pos, head, d_model]. "
+                "Summing them is the next step."),
+        Mistake(lambda z, W_O: circuits.concatenated_output(z, W_O)[:, :, None].expand(-1, -1, z.shape[2], -1),
+                "Every head got the whole layer's output. Head h writes only its own z[:, :, h] @ W_O[h]."),
+        Mistake(lambda z, W_O: torch.einsum("bphe,ed->bphd", z, W_O[0]),
+                "Every head used W_O[0]: head h has its own output matrix W_O[h]."),
+        Mistake(lambda z, W_O: torch.einsum("bpge,hed->bphd", z, W_O),
+                "Each head's W_O was applied to the sum of all heads' z. Pair z[:, :, h] with W_O[h] only."),
+    ],
+    hints=["Head h writes z[:, :, h] @ W_O[h]: [batch, pos, d_head] @ [d_head, d_model].",
+           "One einsum does every head at once: the head index appears in z, in W_O and in the output.",
+           "torch.einsum('bphe,hed->bphd', z, W_O)."]))
+
+
+# --- 2.2 eigenvalues of a low-rank product ----------------------------------------------
+
+def _matched(got: Tensor, expected: Tensor, tol: float) -> bool:
+    """Whether two lists of complex numbers are the same multiset, up to ``tol`` (greedy matching)."""
+    remaining = list(range(len(got)))
+    for value in expected.tolist():
+        if not remaining:
+            return False
+        distances = [abs(got[i].item() - value) for i in remaining]
+        best = min(range(len(remaining)), key=distances.__getitem__)
+        if distances[best] > tol * (1 + abs(value)):
+            return False
+        remaining.pop(best)
+    return not remaining
+
+
+def _eigen_cases(gen: torch.Generator) -> list[tuple[Tensor, Tensor, str]]:
+    A1, B1 = _low_rank(gen, 40, 5)
+    A2, B2 = _low_rank(gen, 64, 8)
+    A3 = _randn(gen, 30, 4)
+    A4, B4 = _low_rank(gen, 20, 3)
+    A4[:, 1] = 0.0
+    return [(A1, B1, "A [40, 5], B [5, 40]"), (A2, B2, "A [64, 8], B [8, 64]"),
+            (A3, A3.T.clone(), "B = Aᵀ (a symmetric product, real eigenvalues)"),
+            (A4, B4, "A with an all-zero column (rank 2, one eigenvalue 0)")]
+
+
+def _judge_eigenvalues(learner) -> tuple[bool, str]:
+    if not callable(learner):
+        return False, "Pass your function `low_rank_eigenvalues` itself."
+    gen = torch.Generator().manual_seed(20202)
+    for A, B, label in _eigen_cases(gen):
+        A_before, B_before = A.clone(), B.clone()
+        out = call_with_timeout(learner, (A, B))
+        if out.error:
+            return False, f"On {label}: {out.error}"
+        if not (torch.equal(A, A_before) and torch.equal(B, B_before)):
+            return False, f"Your function changed A or B in place (on {label}); compute new tensors instead."
+        got, k, n = out.value, A.shape[1], A.shape[0]
+        if got is None:
+            return False, f"On {label}: the output is None. Did you forget a `return` statement?"
+        if not isinstance(got, Tensor):
+            return False, f"On {label}: return a torch.Tensor of {k} eigenvalues, not {type(got).__name__}."
+        expected = circuits.low_rank_eigenvalues(A, B).to(torch.complex128)
+        if got.shape == (n,):
+            return False, (f"On {label}: you returned {n} values, the eigenvalues of the {n} x {n} product AB. "
+                           f"Only {k} can be non-zero, and they are the eigenvalues of the {k} x {k} matrix BA: "
+                           "no need to build the big one.")
+        if got.shape != (k,):
+            return False, f"On {label}: the output has shape {tuple(got.shape)}; expected ({k},), one per column of A."
+        if not torch.isfinite(torch.view_as_real(got.to(torch.complex128))).all():
+            return False, f"On {label}: the output contains NaN or inf."
+        got_c = got.detach().to(torch.complex128)
+        if _matched(got_c, expected, 1e-3):
+            continue
+        if _matched(got_c, torch.linalg.svdvals(B @ A).to(torch.complex128), 1e-3):
+            return False, f"On {label}: those are singular values; the exercise asks for eigenvalues (torch.linalg.eigvals)."
+        if _matched(got_c, expected.abs().to(torch.complex128), 1e-3):
+            return False, f"On {label}: those are the eigenvalues' absolute values; keep the complex eigenvalues."
+        if not got.is_complex() and expected.imag.abs().max() > 1e-4:
+            return False, (f"On {label}: your eigenvalues are real, but BA is not symmetric and has complex ones. "
+                           "Use torch.linalg.eigvals (not eigvalsh, which assumes a symmetric matrix, and keep the "
+                           "imaginary parts).")
+        return False, f"On {label}: these are not the eigenvalues of BA (compared as a set, in any order)."
+    return True, "Low-rank eigenvalues: match the eigenvalues of BA on all 4 cases (any order)."
+
+
+register(CustomExercise(
+    id="02.low_rank_eigenvalues", title="Eigenvalues of a low-rank product",
+    reference=circuits.low_rank_eigenvalues, judge=_judge_eigenvalues,
+    hints=["If AB v = λ v with λ ≠ 0, multiply both sides by B: BA (Bv) = λ (Bv). So λ is an eigenvalue of BA too.",
+           "BA is only k x k. torch.linalg.eigvals returns complex eigenvalues of any square matrix.",
+           "return torch.linalg.eigvals(B @ A)"]))
+
+
+# --- 2.3 singular values of a low-rank product -------------------------------------------
+
+def _svd_cases(gen: torch.Generator) -> list[Case]:
+    A1, B1 = _low_rank(gen, 40, 5)
+    A2, B2 = _low_rank(gen, 64, 8)
+    A3, B3 = _low_rank(gen, 25, 4)
+    A3 = A3 * torch.tensor([10.0, 1.0, 0.1, 0.01])          # very different scales per direction
+    return [Case((A1, B1), label="A [40, 5], B [5, 40]"), Case((A2, B2), label="A [64, 8], B [8, 64]"),
+            Case((A3, B3), label="A [25, 4] with columns of very different sizes")]
+
+
+register(FunctionExercise(
+    id="02.low_rank_singular_values", title="Singular values of a low-rank product",
+    reference=circuits.low_rank_singular_values, cases=_svd_cases, atol=1e-4, rtol=1e-3,
+    mistakes=[
+        Mistake(lambda A, B: torch.linalg.svdvals(B @ A),
+                "Those are the singular values of BA. Unlike eigenvalues, singular values of AB and BA differ: "
+                "AB = Q_A (R_A R_Bᵀ) Q_Bᵀ with A = Q_A R_A and Bᵀ = Q_B R_B; take the singular values of R_A R_Bᵀ."),
+        Mistake(lambda A, B: torch.linalg.svdvals(A) * torch.linalg.svdvals(B),
+                "Multiplying the singular values of A and of B works only when their singular vectors line up; "
+                "in general it does not. Use the QR factorisations of A and Bᵀ."),
+        Mistake(lambda A, B: torch.linalg.eigvals(B @ A).abs().sort(descending=True).values,
+                "Those are the eigenvalues' absolute values. For a non-symmetric matrix they differ from the "
+                "singular values."),
+        Mistake(lambda A, B: circuits.low_rank_singular_values(A, B).flip(0),
+                "Right values, wrong order: return them largest first (as torch.linalg.svdvals does)."),
+    ],
+    hints=["Write A = Q_A R_A and Bᵀ = Q_B R_B (torch.linalg.qr, reduced). Then AB = Q_A (R_A R_Bᵀ) Q_Bᵀ.",
+           "Q_A and Q_B have orthonormal columns, so they do not change singular values: AB and the k x k "
+           "R_A R_Bᵀ have the same non-zero singular values.",
+           "R_A = torch.linalg.qr(A).R; R_B = torch.linalg.qr(B.T).R; return torch.linalg.svdvals(R_A @ R_B.T)."]))
+
+
+# --- 2.4 top-k accuracy of a full OV circuit ----------------------------------------------
+
+def _accuracy_cases(gen: torch.Generator) -> list[Case]:
+    def circuit(n: int, boost: float) -> Tensor:
+        M = _randn(gen, n, n)
+        return M + boost * torch.eye(n) + 0.5 * _randn(gen, 1, n)         # column offsets: not symmetric
+    M = circuit(30, 1.5)
+    negative = circuit(25, 1.0)
+    negative[torch.arange(25), (torch.arange(25) + 1) % 25] = -8.0         # big negative entries off the diagonal
+    return [Case((M,), {"k": 1}, label="a random 30 x 30 circuit, k=1"),
+            Case((M,), {"k": 5}, label="the same circuit, k=5"),
+            Case((circuit(50, 2.0),), {"k": 3}, label="a random 50 x 50 circuit, k=3"),
+            Case((negative,), {"k": 2}, label="a circuit with large negative entries, k=2"),
+            Case((circuit(8, 0.0),), {"k": 8}, label="k equal to the number of tokens (accuracy 1)")]
+
+
+def _topk_columns(M: Tensor, k: int = 1) -> float:
+    top = M.topk(k, dim=0).indices
+    return (top == torch.arange(M.shape[0])[None]).any(dim=0).float().mean().item()
+
+
+register(FunctionExercise(
+    id="02.top_k_accuracy", title="Top-k accuracy of a full circuit", reference=circuits.top_k_accuracy,
+    cases=_accuracy_cases,
+    mistakes=[
+        Mistake(_topk_columns,
+                "You ranked the columns. Each row is one attended (source) token and its entries are the logits "
+                "the head raises: rank within each row (dim=-1)."),
+        Mistake(lambda M, k=1: circuits.top_k_accuracy(M.abs(), k),
+                "You ranked absolute values: a large *negative* logit suppresses a token. Rank the signed values."),
+        Mistake(lambda M, k=1: circuits.top_k_accuracy(M, k) * M.shape[0],
+                "That is a count; return the fraction of rows (a number between 0 and 1)."),
+        Mistake(lambda M, k=1: circuits.top_k_accuracy(M, 1),
+                "That is the top-1 accuracy whatever k is: check whether the diagonal entry is among the k largest."),
+        Mistake(lambda M, k=1: circuits.top_k_accuracy(M, k + 1),
+                "Off by one: the diagonal entry must be among the k largest, not k + 1."),
+    ],
+    hints=["Row i is what the head does when it attends to token i; the exercise asks whether token i itself is "
+           "among the k tokens it promotes most.",
+           "M.topk(k, dim=-1).indices has shape [n, k]; compare it with torch.arange(n)[:, None].",
+           "(top == rows).any(dim=-1).float().mean().item()"]))
+
+
+# --- 2.5 copying score ----------------------------------------------------------------------
+
+def _copying_cases(gen: torch.Generator) -> list[Case]:
+    A1, B1 = _low_rank(gen, 40, 6)
+    A2 = _randn(gen, 30, 4)
+    rot = torch.tensor([[0.0, -1.0], [1.0, 0.0]])                         # eigenvalues ±i
+    Q = torch.linalg.qr(_randn(gen, 20, 2)).Q                            # [20, 2]
+    mixed = torch.diag(torch.tensor([3.0, -1.0, 0.5]))
+    P = torch.linalg.qr(_randn(gen, 15, 3)).Q
+    return [Case((FactoredMatrix(A1, B1),), label="a random FactoredMatrix [40, 40] of rank 6"),
+            Case((FactoredMatrix(A2, A2.T.clone()),), label="A Aᵀ (a pure copying circuit: score 1)"),
+            Case((FactoredMatrix(-A2, A2.T.clone()),), label="-A Aᵀ (a pure suppressing circuit: score -1)"),
+            Case((FactoredMatrix(Q @ rot, Q.T.clone()),), label="a rotation by 90° (eigenvalues ±i: score 0)"),
+            Case((FactoredMatrix(P @ mixed, P.T.clone()),), label="eigenvalues 3, -1 and 0.5")]
+
+
+def _copy_real_parts(M: FactoredMatrix) -> float:
+    ev = M.eigenvalues.real
+    return (ev.sum() / ev.abs().sum()).item()
+
+
+register(FunctionExercise(
+    id="02.copying_score", title="Copying score", reference=circuits.copying_score, cases=_copying_cases,
+    atol=1e-4, rtol=1e-3,
+    mistakes=[
+        Mistake(lambda M: (M.S.sum() / M.S.abs().sum()).item(),
+                "Singular values are never negative, so their ratio is always 1. Use the eigenvalues: their sign "
+                "says whether a token is mapped to itself (copying) or away from itself."),
+        Mistake(lambda M: (M.eigenvalues.sum().abs() / M.eigenvalues.abs().sum()).item(),
+                "You took |Σλ|: the sign is the point (negative means the head suppresses the token). Take the real "
+                "part of Σλ instead."),
+        Mistake(_copy_real_parts,
+                "The denominator uses |Re λ|; it is Σ|λ|, the absolute values of the complex eigenvalues "
+                "(a rotation has eigenvalues ±i and should score 0)."),
+        Mistake(lambda M: (M.eigenvalues.abs().sum() / M.eigenvalues.sum().real).item(),
+                "Upside down: the score is Σλ / Σ|λ|, between -1 and 1."),
+    ],
+    hints=["A FactoredMatrix has .eigenvalues: the eigenvalues of the small BA, the non-zero ones of AB.",
+           "Eigenvalues are complex; conjugate pairs cancel their imaginary parts in the sum, so take .real of Σλ.",
+           "ev = circuit.eigenvalues; return (ev.sum().real / ev.abs().sum()).item()"]))
+
+
+# --- 2.6 composition score ----------------------------------------------------------------------
+
+def _composition_cases(gen: torch.Generator) -> list[Case]:
+    A1, B1 = _low_rank(gen, 16, 4)
+    A2, B2 = _low_rank(gen, 16, 4)
+    return [Case((A1 @ B1, A2 @ B2), label="two random rank-4 matrices [16, 16]"),
+            Case((_randn(gen, 12, 12), _randn(gen, 12, 12, scale=3.0)), label="two random full-rank [12, 12]"),
+            Case((A1 @ B1, torch.zeros(16, 16)), label="a reader that is all zeros (score 0, not NaN)")]
+
+
+register(FunctionExercise(
+    id="02.composition_score", title="Composition score", reference=circuits.composition_score,
+    cases=_composition_cases,
+    mistakes=[
+        Mistake(lambda W_A, W_B: (W_A @ W_B).norm().item(),
+                "Divide by ‖W_A‖_F ‖W_B‖_F: without it the score grows with the size of the weights."),
+        Mistake(lambda W_A, W_B: ((W_B @ W_A).norm() / (W_A.norm() * W_B.norm())).item(),
+                "Order matters: in the row-vector convention the writer acts first, x W_A W_B: multiply W_A @ W_B."),
+        Mistake(lambda W_A, W_B: (torch.linalg.matrix_norm(W_A @ W_B, ord=2)
+                                  / (torch.linalg.matrix_norm(W_A, ord=2) * torch.linalg.matrix_norm(W_B, ord=2))).item(),
+                "Those are spectral norms (largest singular value); the score uses Frobenius norms (.norm())."),
+        Mistake(lambda W_A, W_B: ((W_A @ W_B).norm() ** 2 / (W_A.norm() ** 2 * W_B.norm() ** 2)).item(),
+                "Squared norms: use ‖·‖_F itself, not its square."),
+    ],
+    hints=["‖M‖_F is M.norm() (the square root of the sum of squares).",
+           "Guard the division: if a matrix is all zeros, return 0.0 (clamp the denominator, e.g. .clamp_min(1e-12)).",
+           "((W_A @ W_B).norm() / (W_A.norm() * W_B.norm()).clamp_min(1e-12)).item()"]))
+
+
+# --- 2.7 Q-, K- and V-composition of every pair ----------------------------------------------------
+
+def _scores_cases(gen: torch.Generator) -> list[Case]:
+    def stack(h: int, d: int = 12, k: int = 3) -> Tensor:
+        return torch.stack([a @ b for a, b in (_low_rank(gen, d, k) for _ in range(h))])
+    W_OV0, W_QK1, W_OV1 = stack(3), stack(2), stack(2)
+    return [Case((W_OV0, W_QK1, W_OV1, kind), label=f"3 writers, 2 readers, kind={kind!r}") for kind in ("q", "k", "v")]
+
+
+def _swap_qk(W_OV0, W_QK1, W_OV1, kind):
+    return circuits.composition_scores(W_OV0, W_QK1, W_OV1, {"q": "k", "k": "q"}.get(kind, kind))
+
+
+register(FunctionExercise(
+    id="02.composition_scores", title="Q-, K- and V-composition scores", reference=circuits.composition_scores,
+    cases=_scores_cases,
+    mistakes=[
+        Mistake(lambda W_OV0, W_QK1, W_OV1, kind: circuits.composition_scores(W_OV0, W_QK1, W_OV1, "q"),
+                "Every kind gave the Q-composition scores: choose the reader's matrix by kind (W_QK for q, "
+                "W_QKᵀ for k, W_OV for v)."),
+        Mistake(_swap_qk,
+                "Q and K are swapped. Q-composition: the writer's output is in the query, so pair W_OV with W_QK. "
+                "K-composition: it is in the key, y W_QK (x W_OV)ᵀ, so pair W_OV with W_QKᵀ."),
+        Mistake(lambda W_OV0, W_QK1, W_OV1, kind: circuits.composition_scores(W_OV0, W_QK1, W_OV1, kind).T,
+                "Transposed: rows are the writers (layer 0), columns the readers (layer 1)."),
+        Mistake(lambda W_OV0, W_QK1, W_OV1, kind: torch.tensor(
+                    [[circuits.composition_score(B, A) for B in {"q": W_QK1, "k": W_QK1.transpose(-1, -2),
+                                                                 "v": W_OV1}[kind]] for A in W_OV0]),
+                "Order matters: the writer's W_OV comes first, W_OV @ W_reader."),
+    ],
+    hints=["The reader's matrix depends on where it reads: queries (W_QK), keys (W_QKᵀ) or values (W_OV).",
+           "Two loops over heads, each calling your composition_score, fill a [heads_0, heads_1] tensor.",
+           "reader = {'q': W_QK1, 'k': W_QK1.transpose(-1, -2), 'v': W_OV1}[kind]"]))
+
+
+# --- 2.8 a virtual attention head -------------------------------------------------------------
+
+def _pattern(gen: torch.Generator, batch: int, pos: int) -> Tensor:
+    scores = _randn(gen, batch, pos, pos, scale=2.0)
+    future = torch.triu(torch.ones(pos, pos, dtype=torch.bool), diagonal=1)
+    return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+
+
+def _virtual_cases(gen: torch.Generator) -> list[Case]:
+    cases = []
+    for (b, p, d, label) in [(2, 6, 8, "batch 2, 6 positions, d_model 8"), (1, 9, 5, "1 sequence of 9 positions")]:
+        args = (_randn(gen, b, p, d), _pattern(gen, b, p), _pattern(gen, b, p), _randn(gen, d, d, scale=0.5),
+                _randn(gen, d, d, scale=0.5), 0.5 + 2 * torch.rand(b, p, generator=gen))
+        cases.append(Case(args, label=f"random patterns and weights ({label})"))
+    return cases
+
+
+register(FunctionExercise(
+    id="02.virtual_head_output", title="A virtual attention head", reference=circuits.virtual_head_output,
+    cases=_virtual_cases, atol=1e-4, rtol=1e-3,
+    mistakes=[
+        Mistake(lambda x, A0, A1, W0, W1, s: A1 @ A0 @ x @ W0 @ W1,
+                "The layer-1 LayerNorm is missing: with its scale frozen, it divides each position by scale1 "
+                "before layer 1 reads it."),
+        Mistake(lambda x, A0, A1, W0, W1, s: (A1 @ A0 @ x @ W0 @ W1) / s[..., None],
+                "You divided at the destination. The LayerNorm acts where layer 1 *reads*, on layer 0's output at "
+                "each source position, before A¹ mixes positions."),
+        Mistake(lambda x, A0, A1, W0, W1, s: A0 @ ((A1 @ x @ W0) / s[..., None]) @ W1,
+                "The patterns are in the wrong order: layer 0 moves information first, so A⁰ acts before A¹ "
+                "(A¹ (D A⁰ x W_OV⁰) W_OV¹)."),
+        Mistake(lambda x, A0, A1, W0, W1, s: A1 @ ((A0 @ x @ W1) / s[..., None]) @ W0,
+                "The OV matrices are in the wrong order: layer 0's W_OV⁰ acts first (row vectors: x W_OV⁰ W_OV¹)."),
+        Mistake(lambda x, A0, A1, W0, W1, s: A1 @ ((A0 @ x @ W0) * s[..., None]) @ W1,
+                "A LayerNorm divides by its scale; you multiplied."),
+    ],
+    hints=["First what layer 0's head writes at every position: A0 @ x @ W_OV0, [batch, pos, d_model].",
+           "The frozen LayerNorm of layer 1 divides each position by its scale: layer0 / scale1[..., None].",
+           "Then layer 1's head moves and transforms it: A1 @ (...) @ W_OV1."]))
+
+

@@ -1,0 +1,310 @@
+"""Chapter 02's library: the results of the chapter recomputed from the shipped weights, and every
+function of ``mi_course.circuits`` on a tiny local GPT-2 (random weights, LayerNorm, biases, MLPs).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+
+from mi_course import circuits, models
+from mi_course.circuits import plots
+from mi_course.circuits.widget import head_explorer, head_view, token_names
+from mi_course.zoo.tokenizer import load_tokenizer
+from mi_course.zoo.world import BOS_ID, DAYS, MONTHS, TOKEN_ID, used_token_ids
+
+N_REPEAT = 30
+
+
+@pytest.fixture(scope="module")
+def model():
+    return models.load("attn-only-2l", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def used():
+    return torch.as_tensor(used_token_ids())
+
+
+@pytest.fixture(scope="module")
+def repeated(used):
+    gen = torch.Generator().manual_seed(0)
+    half = used[torch.randint(len(used), (4, N_REPEAT), generator=gen)]
+    return torch.cat([torch.full((4, 1), BOS_ID), half, half], dim=1)
+
+
+@pytest.fixture(scope="module")
+def run(model, repeated):
+    return circuits.frozen_run(model, repeated)
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    """A randomly initialised 2-layer GPT-2 in Hugging Face format, loaded like a local hub model."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    tok = load_tokenizer()
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                                    bos_token_id=BOS_ID, eos_token_id=1)).eval()
+    hf.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return models.load(str(folder), device="cpu")
+
+
+def _roles(run: circuits.FrozenRun) -> tuple[int, list[int]]:
+    """The previous-token head (layer 0) and the two induction heads (layer 1), from the real patterns."""
+    prev = run.patterns.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(1, 3))
+    induction = run.patterns.diagonal(offset=-(N_REPEAT - 1), dim1=-2, dim2=-1)[..., 2:].mean(dim=(1, 3))
+    return int(prev[0].argmax()), sorted(induction[1].topk(2).indices.tolist())
+
+
+def _as_multiset_close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> bool:
+    """Every value of ``a`` has a value of ``b`` within ``rtol`` of the largest magnitude."""
+    scale = b.abs().max()
+    return bool(((a[:, None] - b[None, :]).abs().min(dim=1).values <= rtol * scale).all())
+
+
+# ----------------------------------------------------------------------------
+# Results on the shipped attn-only-2l
+# ----------------------------------------------------------------------------
+
+def test_concatenated_W_O_equals_the_sum_over_heads(model):
+    tokens = model.to_tokens("After Monday comes Tuesday . Anna Smith plays tennis in Paris .")
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    for layer in range(model.cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"]
+        W_O = model.W_O[layer].detach()
+        per_head = circuits.head_outputs(z, W_O)
+        assert per_head.shape == (*z.shape[:3], model.cfg.d_model)
+        torch.testing.assert_close(per_head.sum(2), circuits.concatenated_output(z, W_O), atol=1e-5, rtol=1e-5)
+        actual = cache[f"blocks.{layer}.hook_attn_out"] - model.b_O[layer].detach()
+        torch.testing.assert_close(per_head.sum(2), actual, atol=1e-5, rtol=1e-5)   # BOS entries reach ~180
+
+
+def test_factored_eigenvalues_and_singular_values_match_the_dense_ones(model, used):
+    for layer, head in [(0, 2), (1, 0), (1, 1)]:
+        for fm in (circuits.ov_circuit(model, layer, head), circuits.qk_circuit(model, layer, head),
+                   circuits.full_ov_circuit(model, layer, head, used)):
+            dense = fm.AB
+            k = fm.A.shape[-1]
+            small = circuits.low_rank_eigenvalues(fm.A, fm.B)
+            assert small.shape == (k,)
+            assert _as_multiset_close(small, torch.linalg.eigvals(dense), rtol=1e-4)
+            assert _as_multiset_close(small, fm.eigenvalues, rtol=1e-4)
+            torch.testing.assert_close(circuits.low_rank_singular_values(fm.A, fm.B),
+                                       torch.linalg.svdvals(dense)[:k], atol=1e-5 * dense.abs().max().item(), rtol=1e-4)
+
+
+def test_previous_token_head_k_composes_into_both_induction_heads(model, run):
+    prev, induction = _roles(run)
+    assert (prev, induction) == (2, [0, 1])
+    k_scores = circuits.model_composition_scores(model, "k")
+    p95 = torch.quantile(circuits.random_composition_scores(model.cfg.d_model, model.cfg.d_head, 1000), 0.95).item()
+    for h in induction:
+        assert k_scores[prev, h] > p95, (k_scores, p95)
+        assert k_scores[prev, h] == pytest.approx(circuits.k_composition(model, (0, prev), (1, h)))
+    assert divmod(int(k_scores.argmax()), model.cfg.n_heads) == (prev, 1)          # L0H2 -> L1H1 is the strongest
+
+
+def test_induction_heads_copy(model, used):
+    scores = torch.tensor([[circuits.copying_score(circuits.full_ov_circuit(model, l, h, used))
+                            for h in range(4)] for l in range(2)])
+    assert (scores[1, :2] > 0.5).all(), scores
+    assert scores[0, 2] < 0, scores                     # the previous-token head does not copy
+    pair = sum(circuits.full_ov_circuit(model, 1, h, used).AB for h in (0, 1))
+    assert 0.40 < circuits.top_k_accuracy(pair, 1) < 0.56         # about 48% (ARENA's model: about 96%)
+    assert circuits.top_k_accuracy(pair, 5) > circuits.top_k_accuracy(pair, 1)
+
+
+def test_the_path_expansion_sums_to_the_logits(model, run):
+    terms = circuits.path_expansion(model, run=run)
+    assert len(terms) == 1 + 4 + 4 + 16 + 1 and "L0H2→L1H1" in terms
+    torch.testing.assert_close(sum(terms.values()), run.logits, atol=1e-3, rtol=0)
+    # the layer-1 LayerNorm matters: without it the virtual heads are wrong and the sum is off
+    no_ln = circuits.path_expansion(model, run=run, virtual_head=lambda x, A0, A1, W0, W1, s: A1 @ A0 @ x @ W0 @ W1)
+    assert (sum(no_ln.values()) - run.logits).abs().max() > 1e-2
+
+
+def test_virtual_heads_through_current_token_heads_carry_the_copy(model, run, repeated):
+    effects = circuits.correct_logit_effects(circuits.path_expansion(model, run=run), repeated,
+                                             torch.arange(N_REPEAT + 1, 2 * N_REPEAT))
+    top = max(effects, key=effects.get)
+    assert top.startswith("L0H1→L1H") or top.startswith("L0H3→L1H"), effects
+    assert sum(v for k, v in effects.items() if "→" in k) > 0.5 * sum(effects.values())
+    assert effects["L0H2→L1H0"] < 0.5 and effects["L0H2→L1H1"] < 0.5
+
+
+def test_induction_scores_come_from_keys_written_by_the_previous_token_head(model, run):
+    for head in (0, 1):
+        names, terms = circuits.attention_score_terms(model, run, head)
+        seq = terms.shape[-1]
+        causal = torch.tril(torch.ones(seq, seq, dtype=torch.bool))
+        rebuilt = terms.sum(dim=(0, 1)).masked_fill(~causal, float("-inf")).softmax(-1)
+        torch.testing.assert_close(rebuilt, run.patterns[1][:, head], atol=1e-4, rtol=0)
+        stripe = circuits.stripe_contributions(terms, offset=N_REPEAT - 1, first_query=N_REPEAT + 1)
+        from_prev = stripe[:, names.index("L0H2")].sum()
+        assert from_prev > 0.8 * stripe.sum() > 0, stripe
+
+
+def test_the_token_qk_circuit_of_current_token_heads_prefers_the_same_token(model):
+    calendar = torch.tensor([TOKEN_ID[w] for w in DAYS + MONTHS])
+    for head in (1, 3):
+        M = circuits.full_qk_circuit(model, 0, head, calendar).AB
+        assert (M.argmax(-1) == torch.arange(len(calendar))).float().mean() > 0.9
+    positional = circuits.positional_qk_circuit(model, 0, 2)
+    assert (positional[1:].argmax(-1) == torch.arange(model.cfg.n_ctx - 1)).float().mean() > 0.9
+
+
+# ----------------------------------------------------------------------------
+# Every function on the tiny GPT-2
+# ----------------------------------------------------------------------------
+
+def test_heads_on_gpt2(gpt2):
+    tokens = gpt2.to_tokens("Anna Smith plays tennis .")
+    with torch.no_grad():
+        _, cache = gpt2.run_with_cache(tokens)
+    z, W_O = cache["blocks.1.attn.hook_z"], gpt2.W_O[1].detach()
+    torch.testing.assert_close(circuits.head_outputs(z, W_O).sum(2),
+                               cache["blocks.1.hook_attn_out"] - gpt2.b_O[1].detach(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(circuits.head_outputs(z, W_O)[:, :, 1], z[:, :, 1] @ W_O[1])
+
+
+def test_factored_on_gpt2(gpt2):
+    ov, qk = circuits.ov_circuit(gpt2, 1, 0), circuits.qk_circuit(gpt2, 1, 0)
+    torch.testing.assert_close(ov.AB, circuits.ov_matrix(gpt2, 1, 0))
+    torch.testing.assert_close(qk.AB, circuits.qk_matrix(gpt2, 1, 0))
+    torch.testing.assert_close(ov.AB, (gpt2.W_V[1, 0] @ gpt2.W_O[1, 0]).detach())
+    assert _as_multiset_close(circuits.low_rank_eigenvalues(qk.A, qk.B), torch.linalg.eigvals(qk.AB), 1e-5)
+    torch.testing.assert_close(circuits.low_rank_singular_values(ov.A, ov.B),
+                               torch.linalg.svdvals(ov.AB)[:gpt2.cfg.d_head], atol=1e-5, rtol=1e-4)
+
+
+def test_full_circuits_on_gpt2(gpt2):
+    ids = torch.tensor([5, 9, 100, 200, 300])
+    W_E, W_U = gpt2.W_E.detach(), gpt2.W_U.detach()
+    ov = circuits.full_ov_circuit(gpt2, 0, 1, ids)
+    torch.testing.assert_close(ov.AB, W_E[ids] @ circuits.ov_matrix(gpt2, 0, 1) @ W_U[:, ids], atol=1e-5, rtol=1e-4)
+    qk = circuits.full_qk_circuit(gpt2, 0, 1, ids)
+    torch.testing.assert_close(qk.AB, W_E[ids] @ circuits.qk_matrix(gpt2, 0, 1) @ W_E[ids].T, atol=1e-5, rtol=1e-4)
+    assert circuits.full_ov_circuit(gpt2, 0, 1).shape == (gpt2.cfg.d_vocab, gpt2.cfg.d_vocab)
+    pos = circuits.positional_qk_circuit(gpt2, 1, 0, n_pos=10)
+    P = gpt2.W_pos.detach()[:10]
+    expected = P @ circuits.qk_matrix(gpt2, 1, 0) @ P.T
+    causal = torch.tril(torch.ones(10, 10, dtype=torch.bool))
+    torch.testing.assert_close(pos[causal], expected[causal], atol=1e-5, rtol=1e-4)
+    assert torch.isinf(pos[~causal]).all()
+    dense = torch.linalg.eigvals(ov.AB)
+    assert circuits.copying_score(ov) == pytest.approx((dense.sum().real / dense.abs().sum()).item(), abs=1e-4)
+    top_ids, values = circuits.promoted_tokens(gpt2, 0, 1, source=9, candidates=ids, k=3)
+    row = (W_E[9] @ circuits.ov_matrix(gpt2, 0, 1) @ W_U[:, ids])
+    assert top_ids.tolist() == ids[row.topk(3).indices].tolist()
+    torch.testing.assert_close(values, row.topk(3).values)
+
+
+def test_top_k_accuracy_and_copying_score_on_known_matrices():
+    M = torch.tensor([[3.0, 1.0, 2.0], [5.0, 4.0, 0.0], [0.0, 1.0, -1.0]])
+    assert circuits.top_k_accuracy(M, 1) == pytest.approx(1 / 3)
+    assert circuits.top_k_accuracy(M, 2) == pytest.approx(2 / 3)
+    assert circuits.top_k_accuracy(M, 3) == 1.0
+    A = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
+    from transformer_lens import FactoredMatrix
+    assert circuits.copying_score(FactoredMatrix(A, A.T)) == pytest.approx(1.0, abs=1e-5)
+    assert circuits.copying_score(FactoredMatrix(-A, A.T)) == pytest.approx(-1.0, abs=1e-5)
+
+
+def test_composition_on_gpt2(gpt2):
+    for kind in circuits.KINDS:
+        S = circuits.model_composition_scores(gpt2, kind)
+        assert S.shape == (2, 2) and ((S > 0) & (S < 1)).all()
+    k = circuits.model_composition_scores(gpt2, "k")
+    assert k[1, 0] == pytest.approx(circuits.k_composition(gpt2, (0, 1), (1, 0)))
+    q = circuits.model_composition_scores(gpt2, "q")
+    W_A, W_B = circuits.ov_matrix(gpt2, 0, 1), circuits.qk_matrix(gpt2, 1, 0)
+    assert q[1, 0] == pytest.approx(((W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item())
+    assert circuits.composition_score(W_A, torch.zeros_like(W_B)) == 0.0
+    base = circuits.random_composition_scores(32, 16, 50, seed=3)
+    assert torch.equal(base, circuits.random_composition_scores(32, 16, 50, seed=3))
+    assert 0 < base.mean() < 1
+
+
+def test_path_expansion_on_gpt2(gpt2):
+    tokens = gpt2.to_tokens("Anna Smith plays tennis . Anna Smith plays")
+    with pytest.raises(ValueError, match="attention-only"):
+        circuits.path_expansion(gpt2, tokens)
+    run = circuits.frozen_run(gpt2, tokens)
+    assert run.patterns.shape == (2, 1, 2, tokens.shape[1], tokens.shape[1]) and run.scales.shape == (3, 1, tokens.shape[1])
+    with torch.no_grad():
+        _, cache = gpt2.run_with_cache(tokens)
+    torch.testing.assert_close(circuits.frozen_layer_norm(cache["blocks.1.hook_resid_pre"], run.scales[1]),
+                               cache["blocks.1.ln1.hook_normalized"], atol=1e-5, rtol=1e-4)
+    # with its MLPs zeroed, GPT-2 is an attention-only model with biases b_V, b_O: the expansion is exact
+    with torch.no_grad():
+        for name, param in gpt2.named_parameters():
+            if ".mlp." in name:
+                param.zero_()
+    gpt2.cfg.attn_only = True
+    try:
+        run = circuits.frozen_run(gpt2, tokens)
+        terms = circuits.path_expansion(gpt2, run=run)
+        torch.testing.assert_close(sum(terms.values()), run.logits, atol=1e-3, rtol=0)
+        names, score_terms = circuits.attention_score_terms(gpt2, run, head=1)
+        seq = tokens.shape[1]
+        causal = torch.tril(torch.ones(seq, seq, dtype=torch.bool))
+        rebuilt = score_terms.sum(dim=(0, 1)).masked_fill(~causal, float("-inf")).softmax(-1)
+        torch.testing.assert_close(rebuilt, run.patterns[1][:, 1], atol=1e-4, rtol=0)
+        assert names == ["embed", "L0H0", "L0H1", "biases"]
+    finally:
+        gpt2.cfg.attn_only = False
+
+
+def test_virtual_head_is_the_product_of_two_heads():
+    gen = torch.Generator().manual_seed(1)
+    x, W0, W1 = torch.randn(1, 4, 3, generator=gen), torch.randn(3, 3, generator=gen), torch.randn(3, 3, generator=gen)
+    A0 = torch.tril(torch.rand(1, 4, 4, generator=gen))
+    A1 = torch.tril(torch.rand(1, 4, 4, generator=gen))
+    s = torch.tensor([[1.0, 2.0, 4.0, 8.0]])
+    out = circuits.virtual_head_output(x, A0, A1, W0, W1, s)
+    D = torch.diag(1 / s[0])
+    torch.testing.assert_close(out[0], A1[0] @ D @ A0[0] @ x[0] @ W0 @ W1)
+
+
+def test_stripe_contributions_and_logit_effects_on_known_tensors():
+    terms = torch.zeros(1, 1, 1, 4, 4)
+    terms[..., torch.arange(1, 4), torch.arange(0, 3)] = 3.0       # the -1 stripe
+    got = circuits.stripe_contributions(terms, offset=1, first_query=1)
+    expected = torch.tensor([3 - 3 / 2, 3 - 3 / 3, 3 - 3 / 4]).mean()
+    torch.testing.assert_close(got, expected.reshape(1, 1))
+    tokens = torch.tensor([[0, 2, 1]])
+    logits = torch.arange(9.0).reshape(1, 3, 3)
+    effects = circuits.correct_logit_effects({"t": logits}, tokens, torch.tensor([0, 1]))
+    assert effects["t"] == pytest.approx((2.0 + 4.0) / 2)
+
+
+def test_widget_computation_on_gpt2(gpt2):
+    subset = [5, 9, 100, 200]
+    qk, ids, values = head_view(gpt2, 1, 0, subset, source=9, candidates=torch.arange(50), k=4)
+    assert qk.shape == (4, 4)
+    torch.testing.assert_close(qk.mean(-1), torch.zeros(4), atol=1e-5, rtol=0)
+    assert ids.shape == (4,) and (ids < 50).all() and (values[:-1] >= values[1:]).all()
+    assert token_names(gpt2, [100]) == ["Clara"]
+    head_explorer(gpt2, {"a few words": subset}, candidates=torch.arange(50))
+
+
+def test_plots_return_figures(model):
+    import matplotlib.pyplot as plt
+
+    M = torch.randn(5, 5)
+    figs = [plots.plot_circuit(M, list("abcde"), list("abcde"), "t", "x", "y"),
+            plots.plot_head_bars(torch.randn(2, 4), "t", "y", reference=0.0),
+            plots.plot_composition({k: torch.rand(4, 4) for k in circuits.KINDS}, 0.5),
+            plots.plot_path_effects({"a": 1.0, "b": -2.0, "c": 0.1}),
+            plots.plot_score_terms(torch.randn(3, 3), ["p", "q", "r"], "t")]
+    assert all(isinstance(f, plt.Figure) for f in figs)
+    plt.close("all")
