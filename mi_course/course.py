@@ -39,7 +39,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("01", "residual_stream", "The residual stream", "ready", "residual_stream"),
     Chapter("02", "virtual_weights", "Virtual weights and circuits", "ready", "circuits"),
     Chapter("03", "superposition", "Toy models of superposition", "ready", "superposition"),
-    Chapter("04", "induction", "Induction heads", "planned", "induction"),
+    Chapter("04", "induction", "Induction heads", "ready", "induction"),
     Chapter("05", "sparse_autoencoders", "Sparse autoencoders", "planned", "sae"),
     Chapter("06", "fact_recall", "Fact recall", "planned", "fact_recall"),
 )

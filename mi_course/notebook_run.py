@@ -33,16 +33,26 @@ def sanitize(text: str, patterns: list[tuple[re.Pattern, str]]) -> str:
 
 
 def text_outputs(nb: nbformat.NotebookNode, patterns: list[tuple[re.Pattern, str]]) -> dict[str, list[str]]:
-    """Sanitized text of each code cell's outputs (streams and text MIME types), by cell id."""
+    """Sanitized text of each code cell's outputs (streams and text MIME types), by cell id.
+
+    Consecutive chunks of one stream are joined: how a kernel splits its output differs between runs.
+    """
     result: dict[str, list[str]] = {}
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         texts = []
+        previous_stream = None
         for out in cell.get("outputs", []):
             if out.output_type == "stream":
-                texts.append(out.text)
-            elif out.output_type == "error":
+                if previous_stream == out.name:   # one stream may arrive in several chunks: join them
+                    texts[-1] += out.text
+                else:
+                    texts.append(out.text)
+                previous_stream = out.name
+                continue
+            previous_stream = None
+            if out.output_type == "error":
                 texts.append(f"{out.ename}: {out.evalue}")
             else:
                 texts.extend(out.get("data", {}).get(k, "") for k in TEXT_KEYS if k in out.get("data", {}))

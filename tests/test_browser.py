@@ -61,6 +61,12 @@ def composition_score(W_A, W_B):
     return ((W_A @ W_B).norm() / (W_A.norm() * W_B.norm()).clamp_min(1e-12)).item()
 
 composition_score = check(composition_score)'''
+CHAPTER_04 = REPO / "chapters" / "04_induction.ipynb"
+CHAPTER_04_SOLUTION = '''\
+def current_token_scores(patterns):
+    return patterns.diagonal(dim1=-2, dim2=-1).mean(dim=(1, 3))
+
+current_token_scores = check(current_token_scores)'''
 CHAPTER_03 = REPO / "chapters" / "03_superposition.ipynb"
 CHAPTER_03_SOLUTION = '''\
 def dimensions_per_feature(W):
@@ -500,3 +506,21 @@ def test_chapter_02_in_jupyterlab(lab, page, tmp_path):
     print(f"\nchapter 02: {timings}")
     passed = json.loads(lab.progress.read_text())["passed"]
     assert "02.composition_score" in passed, passed
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHAPTER_04.exists(), reason="chapters/04_induction.ipynb not generated yet")
+def test_chapter_04_in_jupyterlab(lab, page, tmp_path):
+    shutil.copy(CHAPTER_04, lab.root / CHAPTER_04.name)
+    timings = drive_notebook(
+        page, lab, CHAPTER_04.name,
+        exercise_cell_marker="def current_token_scores(",
+        solution_source=CHAPTER_04_SOLUTION,
+        widget_selector=".widget-slider",  # the checkpoint explorer
+        screenshot="chapter04", tmp_path=tmp_path,
+    )
+    print(f"\nchapter 04: {timings}")
+    # circuitsvis drew its attention patterns in the page (offline: the bundle comes with the first view)
+    _poll(page, lambda: page.locator('div[id^="mi-cv-"] canvas, div[id^="mi-cv-"] svg, div[id^="mi-cv-"] div').count() > 0,
+          60, lambda: "no circuitsvis attention pattern was rendered")
+    assert "04.current_token_scores" in json.loads(lab.progress.read_text())["passed"]

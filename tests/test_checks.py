@@ -65,7 +65,10 @@ def test_every_known_mistake_fails_with_its_own_message():
 
 def test_references_pass_their_own_checks():
     for ex_id in checks.exercises():
-        assert checks.run(ex_id, checks.get(ex_id).reference).passed, ex_id
+        reference = checks.get(ex_id).reference
+        if reference is None:  # the answer depends on the notebook's model (e.g. 04.find_heads): tested there
+            continue
+        assert checks.run(ex_id, reference).passed, ex_id
 
 
 @pytest.mark.parametrize("learner, expected", [

@@ -1,8 +1,15 @@
 """Chapter 04, induction heads.
 
-- :mod:`.head_scores`: attention patterns on repeated random tokens, previous-token and induction
-  scores, per-token loss, head ablation and composition scores.
+- :mod:`.head_scores`: attention patterns on repeated random tokens; previous-token, current-token,
+  first-token and induction scores; per-token loss; head ablation; naming heads (also used by the
+  zoo's model cards);
+- :mod:`.view`: attention patterns drawn with circuitsvis, offline and without re-sending its bundle;
+- :mod:`.circuit`: the circuit from the weights (the K-composition circuit and its diagonal);
+- :mod:`.phases`: the in-context learning score, and the scores at each training checkpoint;
+- :mod:`.natural`: induction in the world's stories (repeated first names), with the world's labels;
+- :mod:`.plots`: the chapter's figures; :mod:`.widget`: the checkpoint explorer;
+- :mod:`.exercises`: the chapter's graded exercises.
 
-The zoo's model cards use :mod:`.head_scores`, so this package takes models and tokens as arguments
-and never imports :mod:`mi_course.zoo` (that would be an import cycle).
+The zoo's model cards use :mod:`.head_scores`, so this package takes models, tokens and labels as
+arguments and never imports :mod:`mi_course.zoo` (that would be an import cycle).
 """

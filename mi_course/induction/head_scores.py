@@ -134,3 +134,23 @@ def head_ablation_hooks(heads: Sequence[tuple[int, int]], mean_over: Tensor | No
 
 def _device(model: Model) -> torch.device:
     return next(model.parameters()).device
+
+
+# ----------------------------------------------------------------------------
+# Naming heads
+# ----------------------------------------------------------------------------
+
+def head_name(layer: int, head: int) -> str:
+    """``"L1H0"``: the way the field names heads."""
+    return f"L{layer}H{head}"
+
+
+def label_heads(prev: Tensor, induction: Tensor, threshold: float = 0.4) -> dict[str, set[str]]:
+    """Heads whose previous-token or induction score is above ``threshold`` (the 0.4 convention).
+
+    prev, induction: [layer, head] -> {"previous_token": {"L0H2", ...}, "induction": {...}}
+    """
+    def above(scores: Tensor) -> set[str]:
+        return {head_name(int(l), int(h)) for l, h in (scores > threshold).nonzero().tolist()}
+
+    return {"previous_token": above(prev), "induction": above(induction)}

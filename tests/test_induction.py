@@ -1,0 +1,179 @@
+"""Chapter 04's results recomputed from the shipped weights and checkpoints, its scores checked against
+TransformerLens's head_detector, its offline circuitsvis view, and every function on a tiny GPT-2."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+import torch
+
+from mi_course.circuits.factored import ov_matrix
+from mi_course.induction import circuit, exercises, head_scores as hs, natural, phases, view
+from mi_course.induction.widget import checkpoint_explorer, scores_at
+from mi_course.residual_stream import prompts
+from mi_course.zoo import models
+from mi_course.zoo import world as W
+from mi_course.zoo.training import RECIPES, held_out_tokens
+
+N = 50
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_grad():
+    with torch.no_grad():
+        yield
+
+
+@pytest.fixture(scope="module")
+def model():
+    return models.load("attn-only-2l", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def repeated():
+    return hs.repeated_random_tokens(torch.as_tensor(W.used_token_ids()), N, 16, bos_id=W.BOS_ID, seed=0)
+
+
+@pytest.fixture(scope="module")
+def patterns(model, repeated):
+    return hs.attention_patterns(model, repeated)
+
+
+def test_the_circuit_heads_and_what_ablating_them_does(model, repeated, patterns):
+    assert hs.prev_token_scores(patterns)[0, 2] > 0.4
+    ind = hs.induction_scores(patterns, N)
+    assert ind[1, 0] > 0.4 and ind[1, 1] > 0.4
+    assert hs.label_heads(hs.prev_token_scores(patterns), ind) == {"previous_token": {"L0H2"}, "induction": {"L1H0", "L1H1"}}
+    first, second = hs.copy_losses(hs.per_token_loss(model, repeated), N)
+    assert second < 0.25 * first
+    ablated = hs.copy_losses(hs.per_token_loss(model, repeated, hs.head_ablation_hooks([(1, 0), (1, 1)])), N)[1]
+    assert ablated > second + 5
+    # mean-ablation through the exercise's reference gives the same kind of effect, and leaves z alone
+    z = torch.randn(2, 3, 4, 5)
+    before = z.clone()
+    out = exercises.ablate_head(z, 1, torch.ones(5))
+    assert torch.equal(z, before) and torch.equal(out[:, :, 1], torch.ones(2, 3, 5)) and torch.equal(out[:, :, 0], z[:, :, 0])
+
+
+def test_scores_agree_with_transformer_lens_head_detector(model):
+    """Our scores on one sequence, rescaled to head_detector's normalisation (it averages over every query)."""
+    from transformer_lens import head_detector
+
+    n = 20
+    tokens = hs.repeated_random_tokens(torch.as_tensor(W.used_token_ids()), n, 1, bos_id=W.BOS_ID, seed=3)
+    text = model.to_string(tokens[0, 1:])
+    assert torch.equal(model.to_tokens(text).cpu(), tokens)          # the same tokens reach head_detector
+    seq = tokens.shape[1]
+    p = hs.attention_patterns(model, tokens)
+    q = torch.arange(seq)
+
+    def detector(mask: torch.Tensor) -> torch.Tensor:
+        return head_detector.detect_head(model, text, mask.float(), exclude_bos=False, exclude_current_token=False,
+                                         error_measure="mul")
+
+    prev = torch.zeros(seq, seq)
+    prev[q[1:], q[1:] - 1] = 1
+    torch.testing.assert_close(hs.prev_token_scores(p) * (seq - 1) / seq, detector(prev), atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(hs.current_token_scores(p), detector(torch.eye(seq)), atol=1e-4, rtol=1e-3)
+    first = torch.zeros(seq, seq)
+    first[1:, 0] = 1
+    torch.testing.assert_close(hs.first_token_scores(p) * (seq - 1) / seq, detector(first), atol=1e-4, rtol=1e-3)
+    ind = torch.zeros(seq, seq)
+    qs = torch.arange(n + 1, 2 * n + 1)
+    ind[qs, qs - (n - 1)] = 1
+    torch.testing.assert_close(hs.induction_scores(p, n) * n / seq, detector(ind), atol=1e-4, rtol=1e-3)
+    # and TL's own induction pattern finds the same heads
+    theirs = head_detector.detect_head(model, text, "induction_head")
+    assert set((theirs > 0.3).nonzero().flatten().tolist()) and theirs[1, :2].min() > theirs[0].max()
+
+
+def test_checkpoints_show_the_phase_change_and_one_layer_has_no_induction_head(repeated):
+    steps = models.checkpoints("attn-only-2l")
+    first = hs.induction_scores(hs.attention_patterns(models.load("attn-only-2l", checkpoint=steps[0]), repeated[:8]), N)
+    last = hs.induction_scores(hs.attention_patterns(models.load("attn-only-2l", checkpoint=steps[-1]), repeated[:8]), N)
+    assert first.max() < 0.1 < 0.4 < last[-1].max()
+    one = models.load("attn-only-1l")
+    assert hs.induction_scores(hs.attention_patterns(one, repeated), N).max() < 0.2
+    summary = exercises.checkpoint_summary([hs.attention_patterns(models.load("attn-only-2l", checkpoint=s), repeated[:4])
+                                            for s in (steps[0], steps[-1])], N)
+    assert summary[0, 1] < 0.1 < 0.4 < summary[1, 1]
+
+
+def test_in_context_learning_score_is_negative(model):
+    loss = hs.per_token_loss(model, held_out_tokens(RECIPES["attn-only-2l"], 512))
+    assert phases.in_context_learning_score(loss) < 0
+    assert loss.shape == (512, 127)
+
+
+def test_the_circuit_from_the_weights(model):
+    from mi_course.circuits.full_circuits import positional_qk_circuit
+
+    assert circuit.prev_token_offset_share(positional_qk_circuit(model, 0, 2, n_pos=60)) > 0.9
+    used = torch.as_tensor(W.used_token_ids())
+    for h in (0, 1):
+        through_prev = circuit.k_composition_circuit(model.W_E[used], model.W_Q[1, h], model.W_K[1, h], ov_matrix(model, 0, 2))
+        through_other = circuit.k_composition_circuit(model.W_E[used], model.W_Q[1, h], model.W_K[1, h], ov_matrix(model, 0, 3))
+        assert circuit.diagonal_z_score(through_prev) > 1.0 > circuit.diagonal_z_score(through_other)
+    M = torch.eye(5) * 3 + torch.rand(5, 5, generator=torch.Generator().manual_seed(0))
+    assert circuit.diagonal_z_score(M) > circuit.diagonal_z_score(M.flip(0))
+
+
+def test_induction_on_repeated_names_in_stories(model):
+    mentions = natural.name_mentions(W.World(0).documents(2000, start=10**9, kind="story"),
+                                     W.SLOTS.index("first_name"), W.SLOTS.index("last_name"), 64)
+    assert len(mentions.repeat) > 50 and len(mentions.first) > 50
+    d, q, k = mentions.repeat[0]
+    assert mentions.tokens[d, q] == mentions.tokens[d, k - 1] and mentions.tokens[d, q + 1] == mentions.tokens[d, k]
+    attention = natural.attention_to_previous_mention(hs.attention_patterns(model, mentions.tokens), mentions)
+    assert attention.shape == (2, 4) and attention[1, 1] > 0.4
+    clean = hs.per_token_loss(model, mentions.tokens)
+    ablated = hs.per_token_loss(model, mentions.tokens, hs.head_ablation_hooks([(1, 0), (1, 1)]))
+    repeat = natural.next_token_loss_at(clean, mentions.repeat[:, :2]).mean()
+    assert repeat < 0.5 * natural.next_token_loss_at(clean, mentions.first).mean()
+    assert natural.next_token_loss_at(ablated, mentions.repeat[:, :2]).mean() > repeat + 1
+
+
+def test_find_heads_check_recomputes_the_truth(model):
+    from mi_course import checks
+
+    right = checks.run("04.find_heads", lambda: (model, {"previous_token": {"L0H2"}, "induction": ["L1H0", (1, 1)]}))
+    assert right.passed, right.message
+    wrong = checks.run("04.find_heads", lambda: (model, {"previous_token": {"L0H2", "L0H1"}, "induction": {"L1H0"}}))
+    assert not wrong.passed and "L1H1" in wrong.message and "L0H1" in wrong.message
+    assert not checks.run("04.find_heads", lambda: {"induction": set()}).passed
+
+
+def test_attention_view_is_offline_and_sends_the_bundle_once(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the view must not touch the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    view.reset()
+    pattern = torch.rand(2, 5, 5).tril()
+    first = view.attention_view(pattern, list("abcde"), ["L0H0", "L0H1"])
+    second = view.attention_view(pattern, list("abcde"), ["L0H0", "L0H1"])
+    assert len(first._repr_html_()) > 1_000_000 > 100_000 > len(second._repr_html_())
+    assert "window.CircuitsVis.render" in second._repr_html_() and "AttentionHeads" in second._repr_html_()
+    assert repr(second) == "<attention patterns of 2 heads over 5 tokens>"
+    assert first.html.count("</script>") == 2   # the bundle's own closing tags are escaped
+
+
+def test_every_function_runs_on_a_tiny_gpt2(tiny_gpt2):
+    gpt2 = models.load(str(tiny_gpt2[0]), device="cpu")
+    tokens = hs.repeated_random_tokens(torch.arange(1, 200), 8, 3, bos_id=prompts.bos_id(gpt2))
+    p = hs.attention_patterns(gpt2, tokens)
+    assert p.shape == (2, 3, 2, 17, 17)
+    for score in (hs.prev_token_scores(p), hs.current_token_scores(p), hs.first_token_scores(p), hs.induction_scores(p, 8)):
+        assert score.shape == (2, 2) and ((score >= 0) & (score <= 1)).all()
+    loss = hs.per_token_loss(gpt2, tokens)
+    torch.testing.assert_close(loss, exercises.per_position_loss(gpt2(tokens), tokens), atol=1e-4, rtol=1e-4)
+    assert hs.per_token_loss(gpt2, tokens, hs.head_ablation_hooks([(1, 1)])).shape == loss.shape
+    K = circuit.k_composition_circuit(gpt2.W_E[:20], gpt2.W_Q[1, 0], gpt2.W_K[1, 0], ov_matrix(gpt2, 0, 1))
+    assert K.shape == (20, 20)
+    assert set(exercises.true_heads(gpt2)) == {"previous_token", "induction"}
+    at = phases.checkpoint_scores(lambda step: gpt2, [0, 1], tokens, 8, tokens, early=2, late=12)
+    assert all(v.shape == (2,) for v in at.values())
+    assert scores_at(gpt2, tokens, 8)["induction"].shape == (2, 2)
+    assert len(checkpoint_explorer(lambda step: gpt2, [0, 1], tokens, 8, (1, 0)).children) == 2
+    assert "AttentionHeads" in view.attention_view(p[0, 0], [str(t) for t in tokens[0].tolist()], ["L0H0", "L0H1"]).html
