@@ -6,7 +6,7 @@ runs every cell, checks that widgets render and that the grader's messages
 show, types a solution into an exercise cell and runs it.
 
 The generic machinery is exercised on a tiny fixture notebook (fast); the
-chapter test drives ``chapters/03_superposition.ipynb``.
+chapter tests drive every generated chapter (one case each in CHAPTER_CASES).
 
 Needs ``/usr/bin/chromium`` (``make browser`` installs it): without it these
 tests skip, except on CI (``CI=true``), where they fail.
@@ -460,67 +460,42 @@ def test_fixture_notebook_in_jupyterlab(lab, page, tmp_path):
     print(f"\nfixture notebook: {timings}")
 
 
+@dataclass(frozen=True)
+class ChapterCase:
+    notebook: Path
+    exercise_marker: str        # the exercise cell the test solves in the page
+    solution: str
+    exercise_id: str
+    widget_selector: str        # the chapter's widget, which must render
+    extra_selector: str = ""    # something else that must be drawn in the page
+
+
+CHAPTER_CASES = [
+    ChapterCase(CHAPTER_01, "def kurtosis(", CHAPTER_01_SOLUTION, "01.kurtosis",
+                ".widget-dropdown"),                        # residual_explorer's person picker
+    ChapterCase(CHAPTER_02, "def composition_score(", CHAPTER_02_SOLUTION, "02.composition_score",
+                ".widget-dropdown"),                        # the head explorer's pickers
+    ChapterCase(CHAPTER_03, "def dimensions_per_feature(", CHAPTER_03_SOLUTION, "03.dimensions_per_feature",
+                ".widget-slider"),                          # superposition_explorer's sliders (tqdm bars are widgets too)
+    ChapterCase(CHAPTER_04, "def current_token_scores(", CHAPTER_04_SOLUTION, "04.current_token_scores",
+                ".widget-slider",                           # the checkpoint explorer
+                # circuitsvis drew its attention patterns (offline: the bundle comes with the first view)
+                'div[id^="mi-cv-"] canvas, div[id^="mi-cv-"] svg, div[id^="mi-cv-"] div'),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not CHAPTER_03.exists(), reason="chapters/03_superposition.ipynb not generated yet")
-def test_chapter_03_in_jupyterlab(lab, page, tmp_path):
-    shutil.copy(CHAPTER_03, lab.root / CHAPTER_03.name)
-    timings = drive_notebook(
-        page, lab, CHAPTER_03.name,
-        exercise_cell_marker="def dimensions_per_feature(",
-        solution_source=CHAPTER_03_SOLUTION,
-        widget_selector=".widget-slider",  # superposition_explorer's sliders (tqdm bars are widgets too)
-        screenshot="chapter03", tmp_path=tmp_path,
-    )
-    print(f"\nchapter 03: {timings}")
+@pytest.mark.parametrize("case", CHAPTER_CASES, ids=[c.notebook.stem[:2] for c in CHAPTER_CASES])
+def test_chapter_in_jupyterlab(case, lab, page, tmp_path):
+    if not case.notebook.exists():
+        pytest.skip(f"{case.notebook.name} not generated yet")
+    shutil.copy(case.notebook, lab.root / case.notebook.name)
+    timings = drive_notebook(page, lab, case.notebook.name, exercise_cell_marker=case.exercise_marker,
+                             solution_source=case.solution, widget_selector=case.widget_selector,
+                             screenshot=f"chapter{case.notebook.stem[:2]}", tmp_path=tmp_path)
+    print(f"\n{case.notebook.stem}: {timings}")
+    if case.extra_selector:
+        _poll(page, lambda: page.locator(case.extra_selector).count() > 0, 60,
+              lambda: f"nothing matches {case.extra_selector!r} in the page")
     passed = json.loads(lab.progress.read_text())["passed"]
-    assert any(i.endswith(".dimensions_per_feature") for i in passed), passed
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not CHAPTER_01.exists(), reason="chapters/01_residual_stream.ipynb not generated yet")
-def test_chapter_01_in_jupyterlab(lab, page, tmp_path):
-    shutil.copy(CHAPTER_01, lab.root / CHAPTER_01.name)
-    timings = drive_notebook(
-        page, lab, CHAPTER_01.name,
-        exercise_cell_marker="def kurtosis(",
-        solution_source=CHAPTER_01_SOLUTION,
-        widget_selector=".widget-dropdown",  # residual_explorer's person picker
-        screenshot="chapter01", tmp_path=tmp_path,
-    )
-    print(f"\nchapter 01: {timings}")
-    passed = json.loads(lab.progress.read_text())["passed"]
-    assert "01.kurtosis" in passed, passed
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not CHAPTER_02.exists(), reason="chapters/02_virtual_weights.ipynb not generated yet")
-def test_chapter_02_in_jupyterlab(lab, page, tmp_path):
-    shutil.copy(CHAPTER_02, lab.root / CHAPTER_02.name)
-    timings = drive_notebook(
-        page, lab, CHAPTER_02.name,
-        exercise_cell_marker="def composition_score(",
-        solution_source=CHAPTER_02_SOLUTION,
-        widget_selector=".widget-dropdown",  # the head explorer's pickers
-        screenshot="chapter02", tmp_path=tmp_path,
-    )
-    print(f"\nchapter 02: {timings}")
-    passed = json.loads(lab.progress.read_text())["passed"]
-    assert "02.composition_score" in passed, passed
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not CHAPTER_04.exists(), reason="chapters/04_induction.ipynb not generated yet")
-def test_chapter_04_in_jupyterlab(lab, page, tmp_path):
-    shutil.copy(CHAPTER_04, lab.root / CHAPTER_04.name)
-    timings = drive_notebook(
-        page, lab, CHAPTER_04.name,
-        exercise_cell_marker="def current_token_scores(",
-        solution_source=CHAPTER_04_SOLUTION,
-        widget_selector=".widget-slider",  # the checkpoint explorer
-        screenshot="chapter04", tmp_path=tmp_path,
-    )
-    print(f"\nchapter 04: {timings}")
-    # circuitsvis drew its attention patterns in the page (offline: the bundle comes with the first view)
-    _poll(page, lambda: page.locator('div[id^="mi-cv-"] canvas, div[id^="mi-cv-"] svg, div[id^="mi-cv-"] div').count() > 0,
-          60, lambda: "no circuitsvis attention pattern was rendered")
-    assert "04.current_token_scores" in json.loads(lab.progress.read_text())["passed"]
+    assert case.exercise_id in passed, passed

@@ -14,7 +14,6 @@ import torch
 from mi_course import circuits, models
 from mi_course.circuits import plots
 from mi_course.circuits.widget import head_explorer, head_view, token_names
-from mi_course.zoo.tokenizer import load_tokenizer
 from mi_course.zoo.world import BOS_ID, DAYS, MONTHS, TOKEN_ID, used_token_ids
 
 N_REPEAT = 30
@@ -43,18 +42,9 @@ def run(model, repeated):
 
 
 @pytest.fixture(scope="module")
-def gpt2(tmp_path_factory):
-    """A randomly initialised 2-layer GPT-2 in Hugging Face format, loaded like a local hub model."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    folder = tmp_path_factory.mktemp("tiny-gpt2")
-    tok = load_tokenizer()
-    torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
-                                    bos_token_id=BOS_ID, eos_token_id=1)).eval()
-    hf.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return models.load(str(folder), device="cpu")
+def gpt2(tiny_gpt2):
+    """The tiny random GPT-2 of conftest.py, loaded like a local hub model."""
+    return models.load(str(tiny_gpt2[0]), device="cpu")
 
 
 def _roles(run: circuits.FrozenRun) -> tuple[int, list[int]]:
