@@ -1,5 +1,6 @@
 """Benchmarks: notebook wall time and peak memory, batched vs looped training, widget latency,
-zoo loading (each shipped model, after import) and the offline failure of a hub name.
+zoo loading (each shipped model, after import), the offline failure of a hub name, and batched
+activation patching against TransformerLens's patching module.
 
 Run with `make bench` (or `.venv/bin/python benchmarks/run.py [--skip-notebooks]`).
 Numbers are printed and written to benchmarks/results.json; they are reported,
@@ -117,6 +118,44 @@ def zoo_loading() -> dict:
     return {**rounded, "load_s": {k: round(v, 2) for k, v in raw["load_s"].items()}}
 
 
+def patching_sweeps(n_prompts: int = 32, repeats: int = 3) -> dict:
+    """Chapter 06's batched exact patching against TransformerLens's ``patching`` module (one sweep at a
+    time): seconds for the residual-stream, MLP and head sweeps on the fact model, and the largest difference."""
+    from transformer_lens import patching as tl_patching
+
+    from mi_course import models
+    from mi_course.fact_recall import patching
+    from mi_course.residual_stream import prompts
+
+    model = models.load("gelu-3l-facts", device="cpu")
+    P = prompts.world_fact_prompts()
+    clean, corrupt = P.tokens[:n_prompts], P.tokens[n_prompts:2 * n_prompts]
+    a, b = P.answers[:n_prompts], P.answers[n_prompts:2 * n_prompts]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(clean)
+
+    def metric(logits):
+        return patching.logit_diff(logits, a, b).mean()
+
+    L, T, H = model.cfg.n_layers, clean.shape[1], model.cfg.n_heads
+    out = {}
+    for kind, sites, theirs in (("resid", patching.residual_sites(L, T), tl_patching.get_act_patch_resid_pre),
+                                ("mlp", patching.mlp_sites(L, T), tl_patching.get_act_patch_mlp_out),
+                                ("heads", patching.head_sites(L, H), tl_patching.get_act_patch_attn_head_out_all_pos)):
+        ours_s, theirs_s = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            mine = patching.patch_sweep(model, corrupt, cache, sites, metric)
+            ours_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            ref = theirs(model, corrupt, cache, metric)
+            theirs_s.append(time.perf_counter() - start)
+        out[kind] = {"sites": len(sites), "ours_s": round(min(ours_s), 3), "transformer_lens_s": round(min(theirs_s), 3),
+                     "speedup": round(min(theirs_s) / min(ours_s), 1),
+                     "max_abs_difference": float((mine.view_as(ref) - ref.float().cpu()).abs().max())}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-notebooks", action="store_true")
@@ -131,6 +170,8 @@ def main() -> None:
     print("widget:", results["widget"], flush=True)
     results["zoo_loading"] = zoo_loading()
     print("zoo loading:", results["zoo_loading"], flush=True)
+    results["patching_sweeps"] = patching_sweeps()
+    print("patching sweeps:", results["patching_sweeps"], flush=True)
     if not args.skip_notebooks:
         results["notebooks"] = []
         for nb in sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import torch
 
 from mi_course.notebook_build import CODE_BEGIN
 
@@ -19,8 +20,12 @@ def exercise_objects(notebook: Path) -> list[tuple[str | None, str, object]]:
     ids = {c.id for c in solution_cells}
     setup = [c for c in nb.cells if c.cell_type == "code"][:2]          # parameters, setup
     namespace: dict = {}
-    for cell in setup:
-        exec(compile(cell.source, f"<{cell.id}>", "exec"), namespace)
+    grad_was_enabled = torch.is_grad_enabled()   # a chapter's setup may switch autograd off, globally
+    try:
+        for cell in setup:
+            exec(compile(cell.source, f"<{cell.id}>", "exec"), namespace)
+    finally:
+        torch.set_grad_enabled(grad_was_enabled)
     recorded: list[tuple[str | None, str, object]] = []
 
     def recorder(obj, exercise_id=None):

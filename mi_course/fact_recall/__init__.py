@@ -1,0 +1,5 @@
+"""Chapter 06, fact recall (in progress: the chapter's issue adds the rest).
+
+- :mod:`.patching`: activation patching, batched: a whole sweep (layers x positions, heads, MLPs)
+  in one chunked forward pass, checked against TransformerLens's ``patching`` module.
+"""

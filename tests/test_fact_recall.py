@@ -1,0 +1,82 @@
+"""Chapter 06's library so far: batched activation patching, checked against TransformerLens's
+``patching`` module on the shipped fact model, and run on the tiny GPT-2."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformer_lens import patching as tl_patching
+
+from mi_course.fact_recall import patching
+from mi_course.residual_stream import prompts
+from mi_course.zoo import models
+
+
+def _pairs(P: prompts.FactPrompts, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n clean prompts and, for each, another person with a different sport (same template)."""
+    gen = torch.Generator().manual_seed(seed)
+    clean = torch.randperm(len(P.names), generator=gen)[:n]
+    corrupt = torch.tensor([next(j for j in torch.randperm(len(P.names), generator=gen).tolist()
+                                 if P.labels[j] != P.labels[i]) for i in clean.tolist()])
+    return P.tokens[clean], P.tokens[corrupt], P.answers[clean], P.answers[corrupt]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = models.load("gelu-3l-facts", device="cpu")
+    clean, corrupt, a_clean, a_corrupt = _pairs(prompts.world_fact_prompts(), 16)
+    with torch.no_grad():
+        clean_logits, cache = model.run_with_cache(clean)
+        corrupt_logits = model(corrupt)
+    c = patching.logit_diff(clean_logits, a_clean, a_corrupt)
+    r = patching.logit_diff(corrupt_logits, a_clean, a_corrupt)
+
+    def metric(logits):
+        return patching.normalised_metric(patching.logit_diff(logits, a_clean, a_corrupt), c, r)
+
+    return model, clean, corrupt, cache, metric, clean_logits, corrupt_logits
+
+
+def test_the_metric_is_one_when_clean_and_zero_when_corrupted(setup):
+    _, _, _, _, metric, clean_logits, corrupt_logits = setup
+    assert metric(clean_logits).item() == pytest.approx(1.0, abs=1e-5)
+    assert metric(corrupt_logits).item() == pytest.approx(0.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["resid", "mlp", "heads"])
+def test_batched_sweeps_match_transformer_lens(setup, kind):
+    model, clean, corrupt, cache, metric, _, _ = setup
+    L, T, H = model.cfg.n_layers, clean.shape[1], model.cfg.n_heads
+    sites, theirs = {
+        "resid": (patching.residual_sites(L, T), tl_patching.get_act_patch_resid_pre),
+        "mlp": (patching.mlp_sites(L, T), tl_patching.get_act_patch_mlp_out),
+        "heads": (patching.head_sites(L, H), tl_patching.get_act_patch_attn_head_out_all_pos),
+    }[kind]
+    ours = patching.patch_sweep(model, corrupt, cache, sites, metric, max_rows=100)   # several chunks
+    expected = theirs(model, corrupt, cache, metric)
+    torch.testing.assert_close(ours.view_as(expected), expected.float().cpu(), atol=1e-5, rtol=0)
+
+
+def test_restoring_the_last_position_restores_the_answer(setup):
+    """In this model the lookup ends at the last position: its residual stream before block 1 carries it."""
+    model, clean, corrupt, cache, metric, _, _ = setup
+    T = clean.shape[1]
+    resid = patching.patch_sweep(model, corrupt, cache, patching.residual_sites(model.cfg.n_layers, T), metric).view(-1, T)
+    assert resid[1, -1] > 0.9 and resid[1, :-1].abs().max() < 0.1
+    mlps = patching.patch_sweep(model, corrupt, cache, [patching.Site(f"blocks.{l}.hook_mlp_out", T - 1)
+                                                         for l in range(model.cfg.n_layers)], metric)
+    assert mlps.max() > 0.5
+
+
+def test_patch_sweep_on_a_tiny_gpt2(tiny_gpt2):
+    gpt2 = models.load(str(tiny_gpt2[0]), device="cpu")
+    clean, corrupt = torch.randint(1, 400, (3, 6)), torch.randint(1, 400, (3, 6))
+    with torch.no_grad():
+        _, cache = gpt2.run_with_cache(clean)
+
+    def metric(logits):
+        return logits[:, -1, 5].mean()
+
+    ours = patching.patch_sweep(gpt2, corrupt, cache, patching.head_sites(2, 2), metric)
+    torch.testing.assert_close(ours.view(2, 2), tl_patching.get_act_patch_attn_head_out_all_pos(gpt2, corrupt, cache, metric).float(),
+                               atol=1e-5, rtol=0)
