@@ -151,3 +151,12 @@ def test_widget_training_function_and_widget():
     assert (W.norm(dim=0) > 0.5).sum() >= 4   # sparse, equal importance: superposition
     box = superposition_explorer()
     assert len(box.children) == 2
+
+
+def test_training_works_with_autograd_switched_off():
+    """Chapter notebooks switch autograd off; the library's trainer must still train."""
+    model = tms.ToyModel(5, 2, torch.tensor([0.1]), IMPORTANCE, seed=0)
+    before = model.W.detach().clone()
+    with torch.no_grad():
+        tms.train(model, tms.TrainConfig(steps=20, progress=False))
+    assert not torch.equal(model.W.detach(), before)

@@ -156,9 +156,10 @@ def train(model: ToyModel, config: TrainConfig | None = None,
                mininterval=0.5, leave=False)
     for step in bar:
         x = model.batch(config.batch_size, gen)
-        loss = loss_fn(forward(model.W, model.b, x), x, model.importance)
-        optimizer.zero_grad(set_to_none=True)
-        loss.sum().backward()
+        with torch.enable_grad():   # also when the notebook switched autograd off
+            loss = loss_fn(forward(model.W, model.b, x), x, model.importance)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
         optimizer.step()
         schedule.step()
         if step % config.log_every == 0 or step == config.steps - 1:

@@ -260,7 +260,8 @@ def train(recipe: Recipe, device: str = "auto", threads: int | None = 1, progres
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _train(recipe, device, progress, evaluate)
+        with torch.enable_grad():   # also when the caller switched autograd off (as chapter notebooks do)
+            return _train(recipe, device, progress, evaluate)
     finally:
         torch.set_num_threads(before)
 
