@@ -177,3 +177,6 @@ def test_every_function_runs_on_a_tiny_gpt2(tiny_gpt2):
     assert scores_at(gpt2, tokens, 8)["induction"].shape == (2, 2)
     assert len(checkpoint_explorer(lambda step: gpt2, [0, 1], tokens, 8, (1, 0)).children) == 2
     assert "AttentionHeads" in view.attention_view(p[0, 0], [str(t) for t in tokens[0].tolist()], ["L0H0", "L0H1"]).html
+    mentions = natural.name_mentions(W.World(0).documents(400, start=10**9, kind="story"),
+                                     W.SLOTS.index("first_name"), W.SLOTS.index("last_name"), 8)
+    assert natural.attention_to_previous_mention(hs.attention_patterns(gpt2, mentions.tokens), mentions).shape == (2, 2)
