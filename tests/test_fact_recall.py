@@ -80,3 +80,24 @@ def test_patch_sweep_on_a_tiny_gpt2(tiny_gpt2):
     ours = patching.patch_sweep(gpt2, corrupt, cache, patching.head_sites(2, 2), metric)
     torch.testing.assert_close(ours.view(2, 2), tl_patching.get_act_patch_attn_head_out_all_pos(gpt2, corrupt, cache, metric).float(),
                                atol=1e-5, rtol=0)
+
+
+def test_attribution_patching_is_the_first_order_effect(setup):
+    """For a small move of every head's output, AtP equals the exact patching effect to first order."""
+    from mi_course.fact_recall import atp
+
+    model, clean, corrupt, cache, metric, _, _ = setup
+    names = [f"blocks.{l}.attn.hook_z" for l in range(model.cfg.n_layers)]
+    acts, grads = atp.gradients(model, corrupt, names, metric)
+    gen = torch.Generator().manual_seed(0)
+    eps = 1e-3
+    nearby = {n: acts[n] + eps * torch.randn(acts[n].shape, generator=gen) for n in names}
+    estimate = torch.stack([atp.attribution_patching(nearby, acts, grads, n, (0, 1, 3)) for n in names])
+    exact = patching.patch_sweep(model, corrupt, nearby, patching.head_sites(model.cfg.n_layers, model.cfg.n_heads),
+                                 metric).view_as(estimate) - metric(model(corrupt)).item()
+    torch.testing.assert_close(exact, estimate, atol=2e-4, rtol=0.05)
+    # on the real clean-vs-corrupt patch the estimate ranks heads roughly like exact patching
+    real = atp.head_attribution(model, cache, corrupt, metric)
+    truth = patching.patch_sweep(model, corrupt, cache, patching.head_sites(model.cfg.n_layers, model.cfg.n_heads), metric)
+    assert atp.spearman(real, truth) > 0.5
+    assert atp.spearman(truth, truth) == pytest.approx(1.0)

@@ -1,5 +1,6 @@
 """Chapter 06, fact recall (in progress: the chapter's issue adds the rest).
 
 - :mod:`.patching`: activation patching, batched: a whole sweep (layers x positions, heads, MLPs)
-  in one chunked forward pass, checked against TransformerLens's ``patching`` module.
+  in one chunked forward pass, checked against TransformerLens's ``patching`` module;
+- :mod:`.atp`: attribution patching, every patch of a sweep from two forward passes and one backward.
 """
