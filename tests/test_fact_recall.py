@@ -101,3 +101,21 @@ def test_attribution_patching_is_the_first_order_effect(setup):
     truth = patching.patch_sweep(model, corrupt, cache, patching.head_sites(model.cfg.n_layers, model.cfg.n_heads), metric)
     assert atp.spearman(real, truth) > 0.5
     assert atp.spearman(truth, truth) == pytest.approx(1.0)
+
+
+def test_the_sport_is_an_and_of_both_names():
+    """The non-linear excess of the sport's logit is large and positive for most people."""
+    from mi_course.fact_recall import lookup
+    from mi_course.zoo.world import BOS_ID, SPORTS, TOKEN_ID, World
+
+    model = models.load("gelu-3l-facts", device="cpu")
+    kb = World(0).kb
+    rows = lookup.swapped_names(kb)
+    assert all(names[1] not in kb.by_name and names[2] not in kb.by_name and names[3] not in kb.by_name for names in rows)
+    answers = torch.tensor([TOKEN_ID[SPORTS[p.sport]] for p in kb.people])
+    E = [lookup.answer_logits(model, torch.tensor([[BOS_ID] + [TOKEN_ID[w] for w in
+                                                   f"The sport that {r[k][0]} {r[k][1]} plays is".split()] for r in rows]), answers)
+         for k in range(4)]
+    excess = lookup.nonlinear_excess(*E)
+    assert excess.mean() > 3 and (excess > 0).float().mean() > 0.8
+    assert lookup.nonlinear_excess(*[torch.tensor([1.0, 2.0])] * 4).abs().max() == 0   # additive: no excess

@@ -1,0 +1,40 @@
+"""Looking up a fact from two tokens: is the sport an AND of the first and the last name?
+
+For a person "A B" whose sport is ``s``, compare the sport's logit ``E`` on four prompts: the true
+name (A, B), another first name with the same last name (¬A, B), the same first name with another
+last name (A, ¬B), and both replaced (¬A, ¬B). If the model added up what each name says, the
+non-linear excess ``E(A,B) - E(¬A,B) - E(A,¬B) + E(¬A,¬B)`` would be zero; a lookup that needs
+both names (an AND) makes it large and positive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+def nonlinear_excess(E_ab: Tensor, E_nab: Tensor, E_anb: Tensor, E_nanb: Tensor) -> Tensor:
+    """``E(A,B) - E(¬A,B) - E(A,¬B) + E(¬A,¬B)``, elementwise (one value per person)."""
+    return E_ab - E_nab - E_anb + E_nanb
+
+
+def swapped_names(kb: Any, seed: int = 0) -> list[tuple[tuple[str, str], ...]]:
+    """For each person: (A, B), (¬A, B), (A, ¬B), (¬A, ¬B) with ¬A and ¬B never paired with the other name,
+    so the altered names belong to nobody in the knowledge base."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for p in kb.people:
+        firsts, lasts = kb.unpaired_names(p)
+        not_a = firsts[int(torch.randint(len(firsts), (1,), generator=gen))]
+        not_b = lasts[int(torch.randint(len(lasts), (1,), generator=gen))]
+        out.append(((p.first, p.last), (not_a, p.last), (p.first, not_b), (not_a, not_b)))
+    return out
+
+
+def answer_logits(model: Any, tokens: Tensor, answers: Tensor) -> Tensor:
+    """The logit of each row's answer at the last position. tokens: [n, pos] -> [n]"""
+    with torch.no_grad():
+        logits = model(tokens.to(model.W_E.device))[:, -1]
+    return logits.gather(-1, answers.to(logits.device)[:, None])[:, 0].cpu()
