@@ -28,6 +28,7 @@ def swapped_names(kb: Any, seed: int = 0) -> list[tuple[tuple[str, str], ...]]:
     for p in kb.people:
         firsts, lasts = kb.unpaired_names(p)
         not_a = firsts[int(torch.randint(len(firsts), (1,), generator=gen))]
+        lasts = [l for l in lasts if (not_a, l) not in kb.by_name]      # (¬A, ¬B) must be nobody too
         not_b = lasts[int(torch.randint(len(lasts), (1,), generator=gen))]
         out.append(((p.first, p.last), (not_a, p.last), (p.first, not_b), (not_a, not_b)))
     return out
