@@ -119,3 +119,38 @@ def test_the_sport_is_an_and_of_both_names():
     excess = lookup.nonlinear_excess(*E)
     assert excess.mean() > 3 and (excess > 0).float().mean() > 0.8
     assert lookup.nonlinear_excess(*[torch.tensor([1.0, 2.0])] * 4).abs().max() == 0   # additive: no excess
+
+
+def test_neuron_tools():
+    from mi_course.fact_recall import neurons
+
+    scores, labels = torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([False, True, False, True])
+    assert neurons.auroc(scores, labels) == pytest.approx(1.0)
+    assert neurons.auroc(-scores, labels) == pytest.approx(0.0)
+    assert neurons.auroc(torch.ones(4), labels) == pytest.approx(0.5)
+    acts = torch.tensor([[0.0, 5.0, 1.0], [3.0, 0.0, 4.0]])
+    assert neurons.top_positions(acts, 2).tolist() == [[0, 1], [1, 2]]
+    W_out, W_U = torch.randn(6, 4), torch.randn(4, 9)
+    cong = neurons.congruence(W_out, W_U)
+    torch.testing.assert_close(cong[2, 7], W_out[2] @ W_U[:, 7])
+    planted = cong.clone()
+    planted[3, 5] = 100.0
+    best, z = neurons.top_neuron_per_token(planted, torch.tensor([5, 0]))
+    assert best[0] == 3 and z[0] > 2
+    head_out, scale, w_in = torch.randn(4, 3, 8), torch.rand(3, 1) + 0.5, torch.randn(8)
+    torch.testing.assert_close(neurons.head_attribution(head_out, scale, w_in)[1, 2], (head_out[1, 2] / scale[2]) @ w_in)
+
+
+def test_sport_neurons_in_the_fact_model_are_weak():
+    """What the chapter will have to say: no clean next-token neuron per sport in gelu-3l-facts."""
+    from mi_course.fact_recall import neurons
+
+    model = models.load("gelu-3l-facts", device="cpu")
+    P = prompts.world_fact_prompts()
+    best, _ = neurons.top_neuron_per_token(neurons.congruence(model.W_out[2], model.W_U).detach(), P.sports)
+    assert len(set(best.tolist())) < len(P.sports)       # one layer-2 neuron is the best for several sports
+    with torch.no_grad():
+        _, cache = model.run_with_cache(P.tokens, names_filter="blocks.2.mlp.hook_post")
+    acts = cache["blocks.2.mlp.hook_post"][:, -1]
+    aucs = [max(neurons.auroc(acts[:, i], P.labels == s) for i in range(acts.shape[1])) for s in range(len(P.sports))]
+    assert 0.7 < min(aucs) and max(aucs) < 0.95

@@ -1,0 +1,51 @@
+"""MLP neurons as key-value memories, and next-token neurons (Geva et al. 2021; Neo et al. 2024).
+
+A neuron's input weights ``W_in[:, i]`` are its *key*: it fires on residual streams that point
+along them. Its output weights ``W_out[i]`` are its *value*: what it adds when it fires. Read
+through the unembedding, ``W_out[i] @ W_U`` says which next tokens the neuron promotes; a
+*next-token neuron* is one whose value singles out a token (its congruence with that token's
+unembedding stands out).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def congruence(W_out: Tensor, W_U: Tensor) -> Tensor:
+    """``W_out[i] · W_U[:, t]`` for every neuron and token. W_out: [d_mlp, d_model], W_U: [d_model, vocab] -> [d_mlp, vocab]"""
+    return W_out @ W_U
+
+
+def top_neuron_per_token(cong: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
+    """For each token, the neuron with the largest congruence, and that congruence's z-score among the
+    neuron's own tokens (how much the token stands out for it). cong: [d_mlp, vocab] -> ([k], [k])"""
+    best = cong[:, tokens].argmax(0)
+    row = cong[best]                                                   # [k, vocab]
+    z = (row.gather(-1, tokens[:, None])[:, 0] - row.mean(-1)) / row.std(-1)
+    return best, z
+
+
+def top_positions(acts: Tensor, k: int) -> Tensor:
+    """The ``k`` (row, position) pairs where ``acts`` [rows, pos] is largest, largest first. -> long [k, 2]"""
+    flat = acts.flatten().topk(k).indices
+    return torch.stack([flat // acts.shape[1], flat % acts.shape[1]], dim=1)
+
+
+def head_attribution(head_out: Tensor, scale: Tensor, w_in: Tensor) -> Tensor:
+    """Each head's direct contribution to a neuron's pre-activation: its output through the LayerNorm
+    scale, dotted with the neuron's input weights. head_out: [heads, batch, d_model], scale: [batch, 1],
+    w_in: [d_model] -> [heads, batch]"""
+    return (head_out / scale) @ w_in
+
+
+def auroc(scores: Tensor, labels: Tensor) -> float:
+    """Area under the ROC curve: the probability that a random positive scores above a random negative
+    (ties count half). scores: [n], labels: bool [n]"""
+    pos, neg = scores[labels], scores[~labels]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).float().mean()
+    ties = (pos[:, None] == neg[None, :]).float().mean()
+    return (greater + 0.5 * ties).item()
