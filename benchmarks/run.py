@@ -170,7 +170,7 @@ def main() -> None:
     print("widget:", results["widget"], flush=True)
     results["zoo_loading"] = zoo_loading()
     print("zoo loading:", results["zoo_loading"], flush=True)
-    results["patching_sweeps"] = patching_sweeps()
+    results["patching_sweeps"] = {f"{n}_prompts": patching_sweeps(n) for n in (8, 32)}
     print("patching sweeps:", results["patching_sweeps"], flush=True)
     if not args.skip_notebooks:
         results["notebooks"] = []
