@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from mi_course.zoo import models, training as zoo_training
-from mi_course.zoo.tokenizer import load_tokenizer
 from mi_course.zoo.world import BOS_ID, VOCAB
 
 TINY = zoo_training.Recipe(

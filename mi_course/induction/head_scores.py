@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..circuits.composition import composition_score, k_composition, random_composition_scores
-from ..circuits.factored import ov_matrix, qk_matrix
+from ..circuits.composition import composition_score, k_composition, random_composition_scores  # noqa: F401 (re-exported)
+from ..circuits.factored import ov_matrix, qk_matrix  # noqa: F401 (re-exported for the zoo and chapter 04)
 
 Model = Any  # a TransformerBridge; kept loose so chapters can pass their own models
 

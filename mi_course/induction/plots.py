@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
-
-from .head_scores import head_name
 
 
 def plot_loss_by_position(loss: Tensor, n: int) -> plt.Figure:
@@ -111,18 +108,5 @@ def plot_phase_change(steps: Sequence[int], scores: dict[str, Tensor], curve: li
     for ax in (ax1, ax2):
         ax.set_xscale("symlog", linthresh=1000)
         ax.set_xlabel("training step")
-    fig.tight_layout()
-    return fig
-
-
-def plot_pattern(pattern: Tensor, title: str, n: int) -> plt.Figure:
-    """One head's attention on ``[BOS, t_1..t_n, t_1..t_n]``, the induction stripe marked."""
-    fig, ax = plt.subplots(figsize=(4.2, 3.8))
-    ax.imshow(pattern, cmap="Blues", vmin=0, vmax=1)
-    q = torch.arange(n + 1, 2 * n + 1)
-    ax.plot((q - (n - 1)).tolist(), q.tolist(), color="tab:red", lw=0.6, ls=":")
-    ax.set_xlabel("key position")
-    ax.set_ylabel("query position")
-    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig

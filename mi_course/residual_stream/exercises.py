@@ -80,7 +80,7 @@ def _no_bias(cache, W_O, b_O):
 def _heads_then_mlps(cache, W_O, b_O):
     parts = decompose.decompose_residual(cache, W_O, b_O)
     L, H = W_O.shape[:2]
-    if f"blocks.0.hook_mlp_out" not in cache:
+    if "blocks.0.hook_mlp_out" not in cache:
         return None
     heads = [parts[2 + l * (H + 1) + h] for l in range(L) for h in range(H)]
     mlps = [parts[2 + l * (H + 1) + H] for l in range(L)]
