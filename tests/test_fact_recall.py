@@ -154,3 +154,21 @@ def test_sport_neurons_in_the_fact_model_are_weak():
     acts = cache["blocks.2.mlp.hook_post"][:, -1]
     aucs = [max(neurons.auroc(acts[:, i], P.labels == s) for i in range(acts.shape[1])) for s in range(len(P.sports))]
     assert 0.7 < min(aucs) and max(aucs) < 0.95
+
+
+def test_the_qk_fix_tracks_exact_key_patching_better_than_plain_atp(setup):
+    from mi_course.fact_recall import atp
+
+    model, clean, corrupt, cache, metric, _, _ = setup
+    L, H, T = model.cfg.n_layers, model.cfg.n_heads, clean.shape[1]
+    names = [f"blocks.{l}.attn.hook_{x}" for l in range(L) for x in ("q", "k", "pattern")]
+    acts, grads = atp.gradients(model, corrupt, names, metric)
+    fix_error = plain_error = 0.0
+    for l in range(L):
+        _, fixed = atp.qk_fix(cache, acts, grads, l)
+        plain = atp.attribution_patching(cache, acts, grads, f"blocks.{l}.attn.hook_k", (0, 3)).T       # [heads, pos]
+        exact = patching.patch_sweep(model, corrupt, cache, [patching.Site(f"blocks.{l}.attn.hook_k", t, h)
+                                                            for h in range(H) for t in range(T)], metric).view(H, T)
+        fix_error += (fixed - exact).abs().sum().item()
+        plain_error += (plain.cpu() - exact).abs().sum().item()
+    assert fix_error < plain_error

@@ -48,3 +48,30 @@ def spearman(a: Tensor, b: Tensor) -> float:
     ra = a.flatten().argsort().argsort().float()
     rb = b.flatten().argsort().argsort().float()
     return torch.corrcoef(torch.stack([ra, rb]))[0, 1].item()
+
+
+def _scores(q: Tensor, k: Tensor) -> Tensor:
+    """Causally masked attention scores. q, k: [batch, pos, heads, d_head] -> [batch, heads, q, k]"""
+    T = q.shape[1]
+    scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / q.shape[-1] ** 0.5
+    return scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+
+
+def qk_fix(clean_cache: Any, acts: dict, grads: dict, layer: int) -> tuple[Tensor, Tensor]:
+    """AtP*'s fix for queries and keys (Kramár et al. 2024): recompute the attention softmax exactly for the
+    patched query (or key), and linearise only through the pattern. Needs ``acts`` and ``grads`` of
+    ``hook_q``, ``hook_k`` and ``hook_pattern`` of ``layer`` on the corrupted run (:func:`gradients`).
+    -> (query estimates, key estimates), each [heads, pos], summed over the batch.
+    """
+    name = f"blocks.{layer}.attn"
+    q, k, A = acts[f"{name}.hook_q"], acts[f"{name}.hook_k"], acts[f"{name}.hook_pattern"]
+    G = grads[f"{name}.hook_pattern"]
+    q_clean, k_clean = (clean_cache[f"{name}.hook_{x}"].to(q.device) for x in "qk")
+    queries = ((_scores(q_clean, k).softmax(-1) - A) * G).sum(-1).sum(0)           # every row patched at once
+    T = q.shape[1]
+    keys = torch.zeros(q.shape[2], T, device=q.device)
+    for s in range(T):                                                            # one key column at a time
+        k_patched = k.clone()
+        k_patched[:, s] = k_clean[:, s]
+        keys[:, s] = ((_scores(q, k_patched).softmax(-1) - A) * G).sum(dim=(0, 2, 3))
+    return queries.cpu(), keys.cpu()
