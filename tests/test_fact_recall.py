@@ -172,3 +172,15 @@ def test_the_qk_fix_tracks_exact_key_patching_better_than_plain_atp(setup):
         fix_error += (fixed - exact).abs().sum().item()
         plain_error += (plain.cpu() - exact).abs().sum().item()
     assert fix_error < plain_error
+
+
+def test_graddrop_drops_each_layer_in_turn(setup):
+    from mi_course.fact_recall import atp
+
+    model, _, corrupt, cache, metric, _, _ = setup
+    gd = atp.graddrop_head_attribution(model, cache, corrupt, metric)
+    plain = atp.head_attribution(model, cache, corrupt, metric)
+    assert gd.shape == plain.shape and (gd >= 0).all()
+    # the last layer's heads act only directly: dropping an earlier layer leaves their estimate alone,
+    # dropping their own layer zeroes it, so GradDrop gives |AtP| * (L - 1) / (L - 1)
+    torch.testing.assert_close(gd[-1], plain[-1].abs(), atol=1e-5, rtol=1e-4)

@@ -3,7 +3,7 @@
 - :mod:`.patching`: activation patching, batched: a whole sweep (layers x positions, heads, MLPs)
   in one chunked forward pass, checked against TransformerLens's ``patching`` module;
 - :mod:`.atp`: attribution patching, every patch of a sweep from two forward passes and one backward,
-  and AtP*'s QK fix (exact softmax for patched queries and keys);
+  AtP*'s QK fix (exact softmax for patched queries and keys) and GradDrop;
 - :mod:`.lookup`: the non-linear excess of the sport logit (is the lookup an AND of both names?);
 - :mod:`.neurons`: key-value neurons, congruence with the unembedding, head attribution, AUROC.
 """

@@ -25,7 +25,9 @@ def gradients(model: Any, tokens: Tensor, names: Sequence[str], metric: Callable
     with torch.enable_grad():
         logits = model.run_with_hooks(tokens, fwd_hooks=[(n, keep) for n in names])
         metric(logits).backward()
-    return ({n: a.detach() for n, a in acts.items()}, {n: a.grad.detach() for n, a in acts.items()})
+    # an activation the metric does not depend on (e.g. behind a dropped gradient) gets a zero gradient
+    return ({n: a.detach() for n, a in acts.items()},
+            {n: torch.zeros_like(a) if a.grad is None else a.grad.detach() for n, a in acts.items()})
 
 
 def attribution_patching(clean_cache: Any, corrupt_acts: dict, corrupt_grads: dict, name: str,
@@ -75,3 +77,23 @@ def qk_fix(clean_cache: Any, acts: dict, grads: dict, layer: int) -> tuple[Tenso
         k_patched[:, s] = k_clean[:, s]
         keys[:, s] = ((_scores(q, k_patched).softmax(-1) - A) * G).sum(dim=(0, 2, 3))
     return queries.cpu(), keys.cpu()
+
+
+def graddrop_head_attribution(model: Any, clean_cache: Any, corrupt: Tensor, metric: Callable[[Tensor], Tensor]) -> Tensor:
+    """AtP*'s GradDrop for head outputs: AtP recomputed once per layer ``l`` with the gradient through
+    everything layer ``l`` writes to the residual stream dropped, then ``sum_l |estimate_l| / (L - 1)``.
+    A node whose direct and indirect effects cancel gets a large score on some of these runs. -> [layers, heads]
+    """
+    L = model.cfg.n_layers
+    names = [f"blocks.{l}.attn.hook_z" for l in range(L)]
+
+    def stop_gradient(act: Tensor, hook: Any) -> Tensor:
+        return act.detach()
+
+    total = torch.zeros(L, model.cfg.n_heads)
+    for dropped in range(L):
+        writes = [f"blocks.{dropped}.hook_attn_out"] + ([] if model.cfg.attn_only else [f"blocks.{dropped}.hook_mlp_out"])
+        with model.hooks(fwd_hooks=[(w, stop_gradient) for w in writes]):
+            acts, grads = gradients(model, corrupt, names, metric)
+        total += torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 1, 3)) for n in names]).abs().cpu()
+    return total / max(L - 1, 1)
