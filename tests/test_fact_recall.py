@@ -184,3 +184,19 @@ def test_graddrop_drops_each_layer_in_turn(setup):
     # the last layer's heads act only directly: dropping an earlier layer leaves their estimate alone,
     # dropping their own layer zeroes it, so GradDrop gives |AtP| * (L - 1) / (L - 1)
     torch.testing.assert_close(gd[-1], plain[-1].abs(), atol=1e-5, rtol=1e-4)
+
+
+def test_lookup_sites_and_ablation_modes(setup):
+    model, clean, corrupt, cache, metric, clean_logits, _ = setup
+    T = clean.shape[1]
+    resid = patching.patch_sweep(model, corrupt, cache, patching.residual_sites(model.cfg.n_layers, T), metric).view(-1, T)
+    sites = patching.lookup_sites(resid)
+    # before block 0 the residual stream is the embeddings: the names matter there; from block 1 on, only
+    # the last position carries the answer
+    assert {(1, T - 1), (2, T - 1)} <= sites and all(p == T - 1 for l, p in sites if l >= 1)
+    assert all(p in (4, 5) for l, p in sites if l == 0)
+    names = [f"blocks.{l}.hook_mlp_out" for l in range(model.cfg.n_layers)]
+    with torch.no_grad():
+        zero = model.run_with_hooks(clean, fwd_hooks=patching.ablate_outputs(model, clean, names, "zero"))
+        mean = model.run_with_hooks(clean, fwd_hooks=patching.ablate_outputs(model, clean, names, "mean"))
+    assert metric(zero) < 0.5 and metric(mean) < 0.5 < metric(clean_logits)   # without its MLPs the model forgets

@@ -91,3 +91,21 @@ def patch_sweep(model: Any, corrupt: Tensor, clean_cache: Any, sites: Sequence[S
             logits = model.run_with_hooks(corrupt.repeat(len(chunk), 1), fwd_hooks=hooks)
         results += [metric(logits[i * batch:(i + 1) * batch]) for i in range(len(chunk))]
     return torch.stack([torch.as_tensor(r, dtype=torch.float32) for r in results]).cpu()
+
+
+def lookup_sites(resid_effects: Tensor, threshold: float = 0.5) -> set[tuple[int, int]]:
+    """(layer, position) pairs whose residual stream, restored alone, brings back more than ``threshold``
+    of the clean behaviour: where the looked-up fact sits. resid_effects: [layers, pos] (a residual sweep)"""
+    return {(int(l), int(p)) for l, p in (resid_effects > threshold).nonzero().tolist()}
+
+
+def ablate_outputs(model: Any, tokens: Tensor, hook_names: Sequence[str], mode: str = "mean",
+                   reference: Tensor | None = None) -> list:
+    """Hooks that replace each named output by zeros (``mode="zero"``) or by its mean over ``reference``
+    tokens (default ``tokens``) at each position (``mode="mean"``)."""
+    if mode == "zero":
+        return [(n, lambda act, hook: torch.zeros_like(act)) for n in hook_names]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens if reference is None else reference, names_filter=list(hook_names))
+    means = {n: cache[n].mean(0, keepdim=True) for n in hook_names}
+    return [(n, lambda act, hook: means[hook.name].expand_as(act).clone()) for n in hook_names]
