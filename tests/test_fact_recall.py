@@ -199,4 +199,7 @@ def test_lookup_sites_and_ablation_modes(setup):
     with torch.no_grad():
         zero = model.run_with_hooks(clean, fwd_hooks=patching.ablate_outputs(model, clean, names, "zero"))
         mean = model.run_with_hooks(clean, fwd_hooks=patching.ablate_outputs(model, clean, names, "mean"))
-    assert metric(zero) < 0.5 and metric(mean) < 0.5 < metric(clean_logits)   # without its MLPs the model forgets
+    # Without its MLPs the model no longer prefers either person's sport: the metric sits half-way between
+    # corrupted (0: confidently the other sport) and clean (1).
+    for ablated in (zero, mean):
+        assert 0.35 < metric(ablated) < 0.65
