@@ -18,12 +18,15 @@ from .course import CHAPTERS
 
 
 def summary(path: Path | None = None) -> list[dict[str, Any]]:
-    """One row per chapter that has exercises: number, title, passed, total, missing ids."""
+    """One row per ready chapter that has exercises: number, title, passed, total, missing ids.
+
+    (A chapter still being written may register exercises before its notebook exists: not shown.)
+    """
     done = progress.passed(path)
     rows = []
     for ch in CHAPTERS:
         ids = exercises(ch.number)
-        if not ids:
+        if not ids or ch.status != "ready":
             continue
         rows.append({"chapter": ch.number, "title": ch.title, "passed": sum(i in done for i in ids),
                      "total": len(ids), "missing": [i for i in ids if i not in done]})

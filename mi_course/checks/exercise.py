@@ -4,7 +4,8 @@ A :class:`FunctionExercise` compares the learner's function with a reference
 implementation on several seeded random inputs and edge cases, and recognises
 known mistakes by running small "wrong" implementations on the same inputs.
 A :class:`CustomExercise` judges with its own function (for random outputs or
-plain values).
+plain values). Chapters that need another kind (e.g. judged on gradients too) subclass
+:class:`FunctionExercise` with :func:`clone_args`, :func:`changed_in_place` and :func:`arg_names`.
 """
 
 from __future__ import annotations
@@ -64,32 +65,35 @@ class Exercise:
         return zlib.crc32(self.id.encode())
 
 
-def _clone(obj: Any) -> Any:
+def clone_args(obj: Any) -> Any:
+    """A deep copy of a case's arguments (tensors detached), so that each call gets its own."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().clone()
     if isinstance(obj, (tuple, list)):
-        return type(obj)(_clone(o) for o in obj)
+        return type(obj)(clone_args(o) for o in obj)
     if isinstance(obj, dict):
-        return {k: _clone(v) for k, v in obj.items()}
+        return {k: clone_args(v) for k, v in obj.items()}
     try:
         return copy.deepcopy(obj)
     except Exception:
         return obj
 
 
-def _changed(before: Any, after: Any) -> bool:
+def changed_in_place(before: Any, after: Any) -> bool:
+    """Whether a call modified its arguments (tensors, and tensors inside tuples, lists and dicts)."""
     if isinstance(before, torch.Tensor):
         return not (isinstance(after, torch.Tensor) and after.shape == before.shape
                     and torch.equal(after.detach(), before.detach()))
     if isinstance(before, (tuple, list)):
-        return any(_changed(b, a) for b, a in zip(before, after))
+        return any(changed_in_place(b, a) for b, a in zip(before, after))
     if isinstance(before, dict):
         return (not isinstance(after, dict) or set(before) != set(after)
-                or any(_changed(before[k], after[k]) for k in before))
+                or any(changed_in_place(before[k], after[k]) for k in before))
     return False
 
 
-def _arg_names(fn: Callable, n: int) -> list[str]:
+def arg_names(fn: Callable, n: int) -> list[str]:
+    """The names of ``fn``'s first ``n`` parameters, for messages ("your function changed `x`")."""
     try:
         names = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
@@ -118,13 +122,13 @@ class FunctionExercise(Exercise):
         return True, f"{self.title}: matches the reference on all {len(cases)} test cases (random inputs and edge cases)."
 
     def _evaluate_case(self, learner: Callable, case: Case) -> str | None:
-        expected = self.reference(*_clone(case.args), **_clone(case.kwargs))
-        args, kwargs = _clone(case.args), _clone(case.kwargs)
+        expected = self.reference(*clone_args(case.args), **clone_args(case.kwargs))
+        args, kwargs = clone_args(case.args), clone_args(case.kwargs)
         outcome = call_with_timeout(learner, args, kwargs, self.timeout)
         if outcome.error:
             return f"On {case.label}: {outcome.error}"
-        for name, before, after in zip(_arg_names(self.reference, len(args)), case.args, args):
-            if _changed(before, after):
+        for name, before, after in zip(arg_names(self.reference, len(args)), case.args, args):
+            if changed_in_place(before, after):
                 return (f"Your function changed its input `{name}` in place (on {case.label}). "
                         "In-place operations such as `x /= ...`, `x[...] = ...` or `x.relu_()` modify the "
                         "caller's tensor; compute a new tensor instead.")
@@ -133,7 +137,7 @@ class FunctionExercise(Exercise):
             return None
         for mistake in self.mistakes:
             try:
-                wrong = mistake.fn(*_clone(case.args), **_clone(case.kwargs))
+                wrong = mistake.fn(*clone_args(case.args), **clone_args(case.kwargs))
             except Exception:
                 continue
             if values_match(outcome.value, wrong, atol=self.atol, rtol=self.rtol):

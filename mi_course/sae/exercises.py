@@ -1,0 +1,543 @@
+"""Exercises for chapter 05, sparse autoencoders.
+
+Each exercise is checked on small seeded random tensors with the shapes an SAE would give
+(plus edge cases), known mistakes get their own message, and hints go from a nudge to most
+of the answer. References are the functions of this package. The ghost-grads loss is
+checked on its value *and* its gradients, since its mistakes (a missing ``detach``) often
+leave the value unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from ..checks.compare import describe_mismatch
+from ..checks.exercise import Case, FunctionExercise, Mistake, arg_names, changed_in_place, clone_args, register
+from ..checks.sandbox import call_with_timeout
+from . import autointerp, dashboard, dead, evaluate, ito, model, steering, toy
+
+
+def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor:
+    return torch.randn(*shape, generator=gen) * scale
+
+
+def _unit_rows(gen: torch.Generator, n: int, d: int) -> Tensor:
+    return model.unit_rows(_randn(gen, n, d))
+
+
+def _sae_weights(gen: torch.Generator, d_in: int, d_sae: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    W_dec = _unit_rows(gen, d_sae, d_in)
+    return _randn(gen, d_in, d_sae, scale=0.5), _randn(gen, d_sae, scale=0.3), W_dec, _randn(gen, d_in, scale=0.5)
+
+
+# --- 5.1 the forward pass ---------------------------------------------------------------
+
+def _forward_cases(gen: torch.Generator) -> list[Case]:
+    cases = []
+    for batch, d_in, d_sae in [(8, 6, 10), (5, 4, 12), (1, 3, 7)]:
+        cases.append(Case((_randn(gen, batch, d_in), *_sae_weights(gen, d_in, d_sae)),
+                          label=f"random x and weights (batch {batch}, d_in {d_in}, d_sae {d_sae})"))
+    W_enc, _, W_dec, b_dec = _sae_weights(gen, 4, 6)
+    cases.append(Case((_randn(gen, 3, 4), W_enc, torch.full((6,), -50.0), W_dec, b_dec),
+                      label="a very negative b_enc (no feature fires, so x_hat = b_dec)"))
+    return cases
+
+
+def _no_pre_bias(x, W_enc, b_enc, W_dec, b_dec):
+    f = torch.relu(x @ W_enc + b_enc)
+    return f, f @ W_dec + b_dec
+
+
+def _no_dec_bias(x, W_enc, b_enc, W_dec, b_dec):
+    f = torch.relu((x - b_dec) @ W_enc + b_enc)
+    return f, f @ W_dec
+
+
+def _no_relu(x, W_enc, b_enc, W_dec, b_dec):
+    f = (x - b_dec) @ W_enc + b_enc
+    return f, f @ W_dec + b_dec
+
+
+register(FunctionExercise(
+    id="05.sae_forward", title="The SAE's forward pass", reference=model.sae_forward, cases=_forward_cases,
+    mistakes=[
+        Mistake(_no_pre_bias, "The pre-encoder bias is missing: the encoder sees x - b_dec, "
+                              "f = ReLU((x - b_dec) @ W_enc + b_enc)."),
+        Mistake(_no_dec_bias, "The decoder bias is missing: x_hat = f @ W_dec + b_dec."),
+        Mistake(_no_relu, "The ReLU is missing: feature activations are non-negative, f = ReLU(...)."),
+    ],
+    hints=["Shapes: x is [batch, d_in], W_enc [d_in, d_sae], W_dec [d_sae, d_in]; so x @ W_enc is [batch, d_sae].",
+           "Subtract b_dec from x before the encoder, add b_enc, apply torch.relu: that is f.",
+           "x_hat = f @ W_dec + b_dec. Return the tuple (f, x_hat)."]))
+
+
+# --- 5.2 the loss -----------------------------------------------------------------------
+
+def _loss_cases(gen: torch.Generator) -> list[Case]:
+    cases = []
+    for batch, d_in, d_sae, l1 in [(16, 6, 10, 0.3), (7, 4, 12, 1.0), (32, 8, 5, 0.05)]:
+        x = _randn(gen, batch, d_in)
+        x_hat = x + _randn(gen, batch, d_in, scale=0.3)
+        f = torch.relu(_randn(gen, batch, d_sae))
+        cases.append(Case((x, x_hat, f, l1), label=f"random x, x_hat and f (batch {batch}, d_in {d_in}, "
+                                                   f"d_sae {d_sae}, l1_coeff {l1})"))
+    return cases
+
+
+register(FunctionExercise(
+    id="05.sae_loss", title="The SAE's loss", reference=model.sae_loss, cases=_loss_cases,
+    mistakes=[
+        Mistake(lambda x, x_hat, f, l1: ((x - x_hat) ** 2).sum(-1).mean() + l1 * f.abs().sum(),
+                "The L1 term is summed over the whole batch, so it grows with the batch size while the "
+                "reconstruction term does not. Normalise it per token: sum |f| over the features, then "
+                "average over the batch."),
+        Mistake(lambda x, x_hat, f, l1: ((x - x_hat) ** 2).sum(-1).mean() + l1 * f.abs().mean(),
+                "The L1 term is averaged over the features too, so it shrinks as the SAE gets wider. It is "
+                "Σ_i |f_i| per token: sum over the features, average over the batch."),
+        Mistake(lambda x, x_hat, f, l1: ((x - x_hat) ** 2).mean() + l1 * f.abs().sum(-1).mean(),
+                "The reconstruction error is averaged over d_in; it is the squared norm ||x - x_hat||² "
+                "per token: sum over d_in, then average over the batch."),
+        Mistake(lambda x, x_hat, f, l1: ((x - x_hat) ** 2).sum(-1).mean() + l1 * (f ** 2).sum(-1).mean(),
+                "The sparsity penalty squares f (an L2 penalty); it is the L1 norm, Σ_i |f_i|."),
+    ],
+    hints=["Two terms, both per token and then averaged over the batch: the squared error and the L1 norm of f.",
+           "((x - x_hat) ** 2).sum(-1) is [batch]; so is f.abs().sum(-1).",
+           "loss = ((x - x_hat) ** 2).sum(-1).mean() + l1_coeff * f.abs().sum(-1).mean()"]))
+
+
+# --- 5.3 keeping the decoder unit-norm ------------------------------------------------------
+
+def _parallel_cases(gen: torch.Generator) -> list[Case]:
+    W = _unit_rows(gen, 10, 6)
+    parallel = W * _randn(gen, 10, 1)
+    return [
+        Case((W, _randn(gen, 10, 6)), label="unit-norm rows (10 features in 6 dims) and a random gradient"),
+        Case((_unit_rows(gen, 5, 8), _randn(gen, 5, 8)), label="unit-norm rows (5 features in 8 dims)"),
+        Case((W, parallel), label="a gradient parallel to every row (nothing should be left)"),
+        Case((_randn(gen, 7, 4, scale=2.0), _randn(gen, 7, 4)),
+             label="rows that are not unit-norm (divide each row by its norm first)"),
+    ]
+
+
+def _parallel_unnormalised(W_dec, grad):
+    return grad - (grad * W_dec).sum(-1, keepdim=True) * W_dec
+
+
+def _parallel_columns(W_dec, grad):
+    unit = W_dec / W_dec.norm(dim=0, keepdim=True)
+    return grad - (grad * unit).sum(0, keepdim=True) * unit
+
+
+def _only_parallel(W_dec, grad):
+    unit = model.unit_rows(W_dec)
+    return (grad * unit).sum(-1, keepdim=True) * unit
+
+
+register(FunctionExercise(
+    id="05.remove_parallel_component", title="Keep the decoder unit-norm",
+    reference=model.remove_parallel_component, cases=_parallel_cases,
+    mistakes=[
+        Mistake(_parallel_unnormalised, "Use the unit vector ŵ_i = W_dec[i] / ||W_dec[i]|| to project: with a "
+                                        "row that is not exactly unit-norm, (g · w) w is not the parallel part."),
+        Mistake(_parallel_columns, "Each *row* of W_dec is a feature's direction: normalise and project along "
+                                   "dim=-1, not along the columns."),
+        Mistake(_only_parallel, "That is the parallel component itself; return the gradient *without* it: "
+                                "grad - (grad · ŵ) ŵ."),
+    ],
+    hints=["For one row: ŵ = w / ||w||; the parallel part of g is (g · ŵ) ŵ.",
+           "For all rows at once: unit = W_dec / W_dec.norm(dim=-1, keepdim=True); "
+           "(grad * unit).sum(-1, keepdim=True) is each row's g · ŵ.",
+           "return grad - (grad * unit).sum(-1, keepdim=True) * unit"]))
+
+
+# --- 5.4 mean max cosine similarity --------------------------------------------------------
+
+def _mmcs_cases(gen: torch.Generator) -> list[Case]:
+    true = _unit_rows(gen, 12, 5)
+    scaled_copy = true[torch.randperm(12, generator=gen)] * (0.5 + torch.rand(12, 1, generator=gen))
+    return [
+        Case((_randn(gen, 20, 5), _randn(gen, 12, 5, scale=3.0)),
+             label="a random dictionary of 20 rows against 12 true features of norm about 3"),
+        Case((torch.cat([scaled_copy, _randn(gen, 6, 5)]), true),
+             label="the true features shuffled, rescaled, plus 6 random rows (MMCS 1)"),
+        Case((-true[:8], true), label="8 of the true features, negated (opposite directions are not matches)"),
+        Case((_randn(gen, 4, 5), true), label="a dictionary narrower than the truth (4 rows, 12 true features)"),
+    ]
+
+
+def _mmcs_dot(W_dec, true):
+    return (true @ W_dec.T).max(dim=1).values.mean()
+
+
+def _mmcs_over_learned(W_dec, true):
+    return (model.unit_rows(true) @ model.unit_rows(W_dec).T).max(dim=0).values.mean()
+
+
+def _mmcs_abs(W_dec, true):
+    return (model.unit_rows(true) @ model.unit_rows(W_dec).T).abs().max(dim=1).values.mean()
+
+
+register(FunctionExercise(
+    id="05.mmcs", title="Mean max cosine similarity", reference=toy.mmcs, cases=_mmcs_cases,
+    mistakes=[
+        Mistake(_mmcs_dot, "Those are dot products: divide both sets of rows by their norms first, so each "
+                           "entry is a cosine similarity."),
+        Mistake(_mmcs_over_learned, "You took, for each decoder row, its best true feature. MMCS here takes, for "
+                                    "each *true* feature, its best decoder row (max over the decoder rows), "
+                                    "then averages over the true features."),
+        Mistake(_mmcs_abs, "Don't take |cos|: a decoder row pointing opposite to a feature has cosine -1, and "
+                           "with non-negative activations it cannot represent that feature."),
+    ],
+    hints=["Normalise the rows of both matrices; then true_unit @ W_unit.T is [n_true, d_sae] of cosines.",
+           "For each true feature (row of that matrix) take the max over the decoder rows (dim=1).",
+           "Average those maxima: cos.max(dim=1).values.mean()."]))
+
+
+# --- 5.5 the ghost-grads loss: value and gradients --------------------------------------------
+
+_GRAD_ARGS = ("x_hat", "pre_acts", "W_dec")
+
+
+def _value_and_grads(fn: Callable, args: tuple) -> tuple[Any, dict[str, Tensor | None]]:
+    """Call ``fn`` on leaves that track gradients; return its value and the gradients it sends back."""
+    x, x_hat, pre, W_dec, dead_mask = args
+    leaves = {name: t.detach().clone().requires_grad_(True) for name, t in zip(_GRAD_ARGS, (x_hat, pre, W_dec))}
+    with torch.enable_grad():                   # notebooks switch autograd off; the check needs it
+        value = fn(x, leaves["x_hat"], leaves["pre_acts"], leaves["W_dec"], dead_mask)
+        grads: dict[str, Tensor | None] = dict.fromkeys(_GRAD_ARGS)
+        if isinstance(value, Tensor) and value.requires_grad and value.numel() == 1:
+            got = torch.autograd.grad(value.sum(), list(leaves.values()), allow_unused=True)
+            grads = dict(zip(_GRAD_ARGS, got))
+    if isinstance(value, Tensor):
+        value = value.detach()
+    return value, grads
+
+
+def _grad_mismatch(got: dict, expected: dict, atol: float, rtol: float) -> str | None:
+    for name in _GRAD_ARGS:
+        e, g = expected[name], got[name]
+        e = torch.zeros(0) if e is None else e
+        if g is None:
+            if e.numel() == 0 or not e.abs().any():
+                continue
+            return (f"No gradient reaches `{name}` (expected a non-zero one): did you detach it, "
+                    "call .item(), or build the loss outside autograd?")
+        if e.numel() == 0:
+            e = torch.zeros_like(g)
+        problem = describe_mismatch(g, e, name=f"the gradient with respect to `{name}`", atol=atol, rtol=rtol)
+        if problem:
+            return problem
+    return None
+
+
+@dataclass
+class ValueAndGradExercise(FunctionExercise):
+    """A function exercise judged on its value and on the gradients it sends to ``x_hat``,
+    ``pre_acts`` and ``W_dec``; known mistakes are recognised on both."""
+
+    def _evaluate_case(self, learner: Callable, case: Case) -> str | None:
+        expected, expected_grads = _value_and_grads(self.reference, clone_args(case.args))
+        args = clone_args(case.args)
+        outcome = call_with_timeout(lambda *a: _value_and_grads(learner, a), args, {}, self.timeout)
+        if outcome.error:
+            return f"On {case.label}: {outcome.error}"
+        for name, before, after in zip(arg_names(self.reference, len(args)), case.args, args):
+            if changed_in_place(before, after):
+                return (f"Your function changed its input `{name}` in place (on {case.label}); "
+                        "compute a new tensor instead.")
+        value, grads = outcome.value
+        problem = describe_mismatch(value, expected, name="the loss", atol=self.atol, rtol=self.rtol)
+        if problem is None:
+            problem = _grad_mismatch(grads, expected_grads, self.atol, self.rtol)
+        if problem is None:
+            return None
+        for mistake in self.mistakes:
+            try:
+                wrong, wrong_grads = _value_and_grads(mistake.fn, clone_args(case.args))
+            except Exception:
+                continue
+            if (describe_mismatch(value, wrong, atol=self.atol, rtol=self.rtol) is None
+                    and _grad_mismatch(grads, wrong_grads, self.atol, self.rtol) is None):
+                return f"{mistake.message}\n(On {case.label}: {problem})"
+        return f"On {case.label}: {problem}"
+
+
+def _ghost_cases(gen: torch.Generator) -> list[Case]:
+    cases = []
+    for batch, d_in, d_sae, n_dead in [(16, 6, 10, 3), (8, 4, 12, 7)]:
+        x = _randn(gen, batch, d_in)
+        dead_mask = torch.zeros(d_sae, dtype=torch.bool)
+        dead_mask[torch.randperm(d_sae, generator=gen)[:n_dead]] = True
+        cases.append(Case((x, x + _randn(gen, batch, d_in, scale=0.5), _randn(gen, batch, d_sae),
+                           _unit_rows(gen, d_sae, d_in), dead_mask),
+                          label=f"random inputs, {n_dead} of {d_sae} features dead"))
+    x = _randn(gen, 8, 5)
+    big = _randn(gen, 8, 9) + 200.0
+    dead_mask = torch.tensor([True, False] * 4 + [True])
+    cases.append(Case((x, x + _randn(gen, 8, 5, scale=0.5), big, _unit_rows(gen, 9, 5), dead_mask),
+                      label="large pre-activations (about 200) on 'dead' features that suddenly fire"))
+    cases.append(Case((x, x + _randn(gen, 8, 5, scale=0.5), _randn(gen, 8, 9), _unit_rows(gen, 9, 5),
+                       torch.zeros(9, dtype=torch.bool)),
+                      label="no dead features (the loss and its gradients must be 0)"))
+    return cases
+
+
+def _ghost_variant(*, cap: bool = True, scale_dead: bool = True, detach_scale: bool = True,
+                   detach_residual: bool = True, only_dead: bool = True, act=None) -> Callable:
+    def ghost(x, x_hat, pre, W_dec, dead_mask):
+        mask = dead_mask if only_dead else torch.ones_like(dead_mask)
+        if not mask.any():
+            return (pre * 0).sum()
+        residual = x - x_hat
+        if detach_residual:
+            residual = residual.detach()
+        p = pre[:, mask]
+        acts = act(p) if act else torch.exp(torch.clamp(p, max=0.0) if cap else p)
+        g = acts @ W_dec[mask]
+        scale = residual.norm(dim=-1) / (2 * g.norm(dim=-1) + 1e-6)
+        g = g * (scale.detach() if detach_scale else scale)[:, None]
+        loss = ((g - residual) ** 2).sum(-1).mean()
+        return loss * mask.float().mean() if scale_dead else loss
+    return ghost
+
+
+register(ValueAndGradExercise(
+    id="05.ghost_grads_loss", title="The ghost-grads loss", reference=dead.ghost_grads_loss, cases=_ghost_cases,
+    mistakes=[
+        Mistake(_ghost_variant(cap=False), "Use exp(min(pre, 0)), not exp(pre): a 'dead' feature that suddenly "
+                                           "fires strongly makes exp(pre) overflow to inf (the seed's fix caps "
+                                           "the activation at 1; torch.clamp(pre, max=0))."),
+        Mistake(_ghost_variant(scale_dead=False), "Multiply the loss by the fraction of features that are dead "
+                                                  "(dead.float().mean()): without it, one dead feature in a wide "
+                                                  "SAE gets a huge update."),
+        Mistake(_ghost_variant(detach_scale=False), "The value is right but the gradients are not: the rescaling "
+                                                    "factor ||r|| / (2 ||g||) must be a constant for autograd "
+                                                    "(.detach() it)."),
+        Mistake(_ghost_variant(detach_residual=False), "The value is right but a gradient reaches x_hat: the "
+                                                       "residual x - x_hat is the target, so detach it; the ghost "
+                                                       "loss must only move the dead features."),
+        Mistake(_ghost_variant(only_dead=False), "Only the dead features take part: select pre_acts[:, dead] and "
+                                                 "W_dec[dead]."),
+        Mistake(_ghost_variant(act=torch.relu), "Dead features have negative pre-activations, so ReLU gives 0 "
+                                                "and no gradient: the ghost activation is exp(min(pre, 0))."),
+    ],
+    hints=["Four steps: the residual r = x - x_hat (detached); ghost activations exp(min(pre, 0)) of the dead "
+           "features only; their output g = acts @ W_dec[dead]; g rescaled per token to half of ||r||.",
+           "The rescaling factor is r.norm(dim=-1) / (2 * g.norm(dim=-1) + 1e-6), detached; multiply g by it "
+           "(unsqueeze to [batch, 1]).",
+           "loss = dead.float().mean() * ((g - r) ** 2).sum(-1).mean(). With no dead feature, return 0 "
+           "(e.g. (pre_acts * 0).sum())."]))
+
+
+# --- 5.6 folding the pre-encoder bias --------------------------------------------------------
+
+def _fold_cases(gen: torch.Generator) -> list[Case]:
+    cases = []
+    for d_in, d_sae in [(6, 10), (4, 3), (8, 16)]:
+        W_enc, b_enc, _, b_dec = _sae_weights(gen, d_in, d_sae)
+        cases.append(Case((W_enc, b_enc, b_dec), label=f"random weights (d_in {d_in}, d_sae {d_sae})"))
+    W_enc, b_enc, _, _ = _sae_weights(gen, 5, 7)
+    cases.append(Case((W_enc, b_enc, torch.zeros(5)), label="b_dec = 0 (nothing to fold: b_enc comes back)"))
+    return cases
+
+
+register(FunctionExercise(
+    id="05.fold_pre_encoder_bias", title="Fold the pre-encoder bias", reference=model.fold_pre_encoder_bias,
+    cases=_fold_cases,
+    mistakes=[
+        Mistake(lambda W_enc, b_enc, b_dec: b_enc + b_dec @ W_enc,
+                "The sign is flipped: the encoder sees x - b_dec, so (x - b_dec) @ W_enc + b_enc = "
+                "x @ W_enc + (b_enc - b_dec @ W_enc)."),
+        Mistake(lambda W_enc, b_enc, b_dec: -(b_dec @ W_enc),
+                "The original encoder bias is missing: the new bias is b_enc - b_dec @ W_enc."),
+    ],
+    hints=["Expand (x - b_dec) @ W_enc + b_enc: which part depends on x and which does not?",
+           "The part that does not depend on x is the new bias: b_enc - b_dec @ W_enc (shape [d_sae])."]))
+
+
+# --- 5.7 cross-entropy loss recovered -------------------------------------------------------------
+
+def _recovered_cases(gen: torch.Generator) -> list[Case]:
+    clean = 2 + torch.rand(6, generator=gen)
+    ablated = clean + 1 + 3 * torch.rand(6, generator=gen)
+    spliced = clean + (ablated - clean) * torch.rand(6, generator=gen)
+    return [
+        Case((clean, spliced, ablated), label="six SAEs with losses clean < spliced < ablated"),
+        Case((clean[:2], clean[:2], ablated[:2]), label="perfect splices (spliced = clean: 1 recovered)"),
+        Case((clean[:2], ablated[:2] + 0.5, ablated[:2]), label="splices worse than ablation (negative)"),
+    ]
+
+
+register(FunctionExercise(
+    id="05.loss_recovered", title="Cross-entropy loss recovered", reference=evaluate.loss_recovered,
+    cases=_recovered_cases,
+    mistakes=[
+        Mistake(lambda c, s, a: (s - c) / (a - c),
+                "That is the share of the loss *lost* by splicing (1 minus the answer): measure from the "
+                "ablated loss, (L_ablate - L_spliced) / (L_ablate - L_clean)."),
+        Mistake(lambda c, s, a: (a - s) / a,
+                "Normalise by the gap between ablating and running clean, L_ablate - L_clean, not by L_ablate: "
+                "the model's own loss is the best a splice can do."),
+        Mistake(lambda c, s, a: (a - c) / (a - s),
+                "Upside down: (L_ablate - L_spliced) / (L_ablate - L_clean)."),
+    ],
+    hints=["1 means the splice is as good as the clean run, 0 as bad as ablating the activation.",
+           "How much of the damage of ablation the SAE avoids: (L_ablate - L_spliced), as a share of the "
+           "whole damage (L_ablate - L_clean)."]))
+
+
+# --- 5.8 inference-time optimisation: gradient pursuit ----------------------------------------------
+
+def _pursuit_cases(gen: torch.Generator) -> list[Case]:
+    cases = []
+    for batch, d, d_sae, k in [(12, 6, 20, 3), (8, 10, 15, 5), (5, 4, 9, 1)]:
+        W = _unit_rows(gen, d_sae, d)
+        truth = torch.relu(_randn(gen, batch, d_sae)) * (torch.rand(batch, d_sae, generator=gen) < 0.25)
+        cases.append(Case((truth @ W + _randn(gen, batch, d, scale=0.05), W, k),
+                          label=f"sparse sums of {d_sae} unit directions in {d} dims, target L0 {k}"))
+    W = _unit_rows(gen, 6, 3).abs()                                 # every feature in the positive orthant
+    cases.append(Case((-_randn(gen, 2, 3).abs(), W, 2),
+                      label="inputs every feature points away from (the coefficients must stay >= 0)"))
+    return cases
+
+
+def _pursuit_variant(*, clip: bool = True, optimal_step: bool = True, refit: bool = True,
+                     absolute: bool = False) -> Callable:
+    def pursuit(x, W_dec, target_l0):
+        coeffs = torch.zeros(x.shape[0], W_dec.shape[0])
+        selected = torch.zeros_like(coeffs, dtype=torch.bool)
+        for _ in range(target_l0):
+            residual = x - coeffs @ W_dec
+            inner = residual @ W_dec.T
+            pick = (inner.abs() if absolute else inner).argmax(-1, keepdim=True)
+            new = torch.zeros_like(selected).scatter_(-1, pick, True)
+            selected |= new
+            direction = torch.where(selected if refit else new, inner, 0.0)
+            c = direction @ W_dec
+            size = (c * residual).sum(-1) / (c * c).sum(-1).clamp_min(1e-12) if optimal_step else torch.ones(len(x))
+            coeffs = coeffs + size[:, None] * direction
+            if clip:
+                coeffs = coeffs.clamp_min(0)
+        return coeffs
+    return pursuit
+
+
+register(FunctionExercise(
+    id="05.gradient_pursuit", title="Gradient pursuit", reference=ito.gradient_pursuit, cases=_pursuit_cases,
+    mistakes=[
+        Mistake(_pursuit_variant(clip=False), "Some coefficients are negative: SAE activations are non-negative, "
+                                              "so clip the coefficients at 0 after each step (clamp_min(0))."),
+        Mistake(_pursuit_variant(optimal_step=False), "The step size is not the optimal one: along direction v, "
+                                                      "with c = v @ W_dec, the best step is (c · r) / (c · c)."),
+        Mistake(_pursuit_variant(refit=False), "Only the newest feature was updated (that is matched pursuit): the "
+                                               "gradient step moves every selected coefficient, using the inner "
+                                               "products restricted to the selected set."),
+        Mistake(_pursuit_variant(absolute=True), "Choose the feature with the largest inner product, not the largest "
+                                                 "|inner product|: with non-negative coefficients a feature pointing "
+                                                 "away from the residual cannot help."),
+    ],
+    hints=["Keep two [batch, d_sae] tensors: the coefficients (start at 0) and a bool mask of selected features.",
+           "Each step: r = x - coeffs @ W_dec; inner = r @ W_dec.T; add inner.argmax(-1) to the mask; the direction "
+           "is inner where selected, 0 elsewhere.",
+           "c = direction @ W_dec; step = (c * r).sum(-1) / (c * c).sum(-1); "
+           "coeffs = (coeffs + step[:, None] * direction).clamp_min(0)."]))
+
+
+# --- 5.9 logit effects -------------------------------------------------------------------------------
+
+def _logit_cases(gen: torch.Generator) -> list[Case]:
+    return [Case((_unit_rows(gen, 12, 6), _randn(gen, 6, 30)), label="12 features, d_model 6, a vocabulary of 30"),
+            Case((_unit_rows(gen, 3, 8), _randn(gen, 8, 5) + 2.0),
+                 label="an unembedding with a large shared offset (centring removes it)")]
+
+
+register(FunctionExercise(
+    id="05.logit_effects", title="A feature's logit effects", reference=dashboard.logit_effects, cases=_logit_cases,
+    mistakes=[
+        Mistake(lambda W_dec, W_U: W_dec @ W_U,
+                "Centre each feature's effects over the vocabulary (subtract the mean over dim=-1): adding the "
+                "same amount to every logit changes no prediction."),
+        Mistake(lambda W_dec, W_U: W_dec @ W_U - (W_dec @ W_U).mean(0, keepdim=True),
+                "You centred over the features; centre each feature's row over the vocabulary (dim=-1)."),
+    ],
+    hints=["The direct effect of feature i on the logits is its decoder row through the unembedding: W_dec[i] @ W_U.",
+           "For all features at once: W_dec @ W_U is [d_sae, d_vocab]; subtract its mean over the last dimension."]))
+
+
+# --- 5.10 scoring an explanation ------------------------------------------------------------------------
+
+def _score_cases(gen: torch.Generator) -> list[Case]:
+    actual = torch.relu(_randn(gen, 200)) * (torch.rand(200, generator=gen) < 0.2)
+    return [
+        Case((actual * 2 + _randn(gen, 200, scale=0.3), actual), label="a good, noisy prediction on 200 tokens"),
+        Case(((actual > 0).float() * 5.0, actual), label="a prediction on another scale (correlation ignores scale)"),
+        Case((_randn(gen, 200), actual), label="an unrelated prediction"),
+        Case((torch.full((200,), 3.0), actual), label="a constant prediction (it explains nothing: 0, not NaN)"),
+        Case((actual, torch.zeros(200)), label="a feature that never fires (0, not NaN)"),
+    ]
+
+
+def _score_no_guard(predicted, actual):
+    p, a = predicted - predicted.mean(), actual - actual.mean()
+    return (p * a).sum() / (p.norm() * a.norm())
+
+
+register(FunctionExercise(
+    id="05.explanation_score", title="Score an explanation", reference=autointerp.explanation_score,
+    cases=_score_cases, atol=1e-4,
+    mistakes=[
+        Mistake(_score_no_guard, "A constant prediction gives 0 / 0 = NaN: return 0 when either side does not vary."),
+        Mistake(lambda p, a: ((p - p.mean()) * (a - a.mean())).mean(),
+                "That is the covariance: divide by both standard deviations (norms of the centred vectors) so "
+                "the score does not depend on the scale of the prediction."),
+        Mistake(lambda p, a: (p * a).sum() / (p.norm() * a.norm()).clamp_min(1e-12),
+                "That is the cosine of the raw vectors: centre both (subtract their means) first."),
+    ],
+    hints=["Pearson correlation: centre both vectors, then cosine similarity.",
+           "p = predicted - predicted.mean(); a = actual - actual.mean(); r = (p * a).sum() / (p.norm() * a.norm()).",
+           "If p.norm() * a.norm() == 0, return torch.tensor(0.0)."]))
+
+
+# --- 5.11 the Pareto frontier of steering ---------------------------------------------------------------
+
+def _pareto_cases(gen: torch.Generator) -> list[Case]:
+    success, cost = torch.rand(12, generator=gen), torch.rand(12, generator=gen)
+    ordered = torch.linspace(0, 1, 8)
+    return [
+        Case((success, cost), label="12 random (success, cost) points in no particular order"),
+        Case((ordered ** 0.5, ordered + 0.1 * torch.rand(8, generator=gen)),
+             label="a sweep where more success costs more (most points are on the frontier)"),
+        Case((torch.tensor([0.5, 0.5, 0.9, 0.2]), torch.tensor([1.0, 2.0, 1.0, 1.0])),
+             label="equal success at different costs, and equal cost at different success"),
+        Case((torch.tensor([0.7, 0.7, 0.1]), torch.tensor([0.3, 0.3, 0.9])),
+             label="two identical points (neither beats the other: both stay)"),
+    ]
+
+
+def _pareto_strict(success, cost):
+    return ~((success[None, :] > success[:, None]) & (cost[None, :] < cost[:, None])).any(1)
+
+
+def _pareto_in_given_order(success, cost):
+    best = torch.cummax(success, 0).values
+    return success >= best
+
+
+register(FunctionExercise(
+    id="05.pareto_front", title="The Pareto frontier", reference=steering.pareto_front, cases=_pareto_cases,
+    mistakes=[
+        Mistake(_pareto_strict, "A point is also beaten by one that is as good on one count and strictly better on "
+                                "the other (equal success at a lower cost): use >= and <=, with at least one strict."),
+        Mistake(_pareto_in_given_order, "The points do not come sorted by cost: compare every point with every other "
+                                        "(or sort by cost first)."),
+        Mistake(lambda s, c: s == s.max(), "The frontier is not just the most successful point: a cheaper point "
+                                           "that no other point beats on both counts is on it too."),
+    ],
+    hints=["Point i is dominated if some j has success[j] >= success[i] and cost[j] <= cost[i], and is strictly "
+           "better in at least one of them.",
+           "Broadcast: success[None, :] >= success[:, None] is an [n, n] table of 'j at least as successful as i'.",
+           "dominated = (at_least_as_good & strictly_better_somewhere).any(1); return ~dominated."]))

@@ -1,0 +1,98 @@
+"""SAEs where the true features are known (seed note 002, "SAEs on toy models").
+
+Activations are built from ``n_features`` known unit directions in ``d`` dimensions, with
+more features than dimensions (superposition): each feature is present with a small
+probability and then has a magnitude uniform on [0, 1] (chapter 03's ``generate_batch``),
+and an activation is the sum of the present features' directions times their magnitudes.
+
+An SAE trained on such data should find the directions again: the mean max cosine
+similarity (MMCS) of the true directions with the learned decoder rows says how well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..superposition import generate_batch
+from .model import SAE, unit_rows
+from .training import SAETrainConfig, train_sae
+
+
+@dataclass
+class ToyData:
+    """Sparse activations made of known features.
+
+    features: [n_features, d] unit rows (the true dictionary); p: each feature's probability
+    of being present.
+    """
+
+    features: Tensor
+    p: float
+
+    @property
+    def n_features(self) -> int:
+        return self.features.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.features.shape[1]
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """A batch of activations: [batch, d]."""
+        coeffs = generate_batch(batch_size, self.n_features, torch.tensor([self.p]), generator)[:, 0]
+        return coeffs @ self.features
+
+
+def toy_data(n_features: int = 32, d: int = 16, p: float = 0.05, seed: int = 0) -> ToyData:
+    """Random unit feature directions (``n_features`` > ``d``), each present with probability ``p``."""
+    gen = torch.Generator().manual_seed(seed)
+    return ToyData(unit_rows(torch.randn(n_features, d, generator=gen)), p)
+
+
+def mmcs(W_dec: Tensor, true_features: Tensor) -> Tensor:
+    """Mean max cosine similarity: for each true feature, its best cosine with any decoder row, averaged.
+
+    1 when every true feature has a learned copy; a learned dictionary that misses a true
+    feature loses that feature's share. Averaging over the *true* features means extra
+    learned features (duplicates, dead ones) do not count against the SAE.
+
+    W_dec: [d_sae, d]; true_features: [n_features, d] -> scalar
+    """
+    cos = unit_rows(true_features) @ unit_rows(W_dec).T          # [n_features, d_sae]
+    return cos.max(dim=1).values.mean()
+
+
+TOY_CONFIG = SAETrainConfig(steps=2_000, batch_size=256, lr=3e-3, l1_coeff=0.3, seed=0)
+
+
+def train_toy_sae(data: ToyData, d_sae: int, config: SAETrainConfig = TOY_CONFIG) -> tuple[SAE, dict]:
+    """Train an SAE of width ``d_sae`` on fresh batches of ``data``; returns (sae, history)."""
+    sae = SAE(data.d, d_sae, seed=config.seed)
+    history = train_sae(sae, data.sample, config)
+    return sae, history
+
+
+def width_sweep(data: ToyData, widths: list[int], config: SAETrainConfig = TOY_CONFIG,
+                progress: bool = True) -> Tensor:
+    """Train one SAE per width; returns each one's MMCS against the true features: [len(widths)]."""
+    from tqdm.auto import tqdm
+
+    scores = []
+    for width in tqdm(widths, desc="width sweep", disable=not progress, leave=False):
+        sae, _ = train_toy_sae(data, width, SAETrainConfig(**{**config.__dict__, "progress": False}))
+        scores.append(mmcs(sae.W_dec.detach(), data.features))
+    return torch.stack(scores)
+
+
+def cliff(widths: list[int], scores: Tensor, tol: float = 0.01) -> int:
+    """The width where the MMCS curve stops rising: the smallest width within ``tol`` of the best score.
+
+    Below the true feature count an SAE can hold only some of the true features, so MMCS grows
+    with the width (about ``width / n_features`` plus partial matches); from the true count on
+    every true feature has its own row and the curve is flat near 1. The corner is the count.
+    """
+    best = float(scores.max())
+    return next(w for w, s in zip(widths, scores.tolist()) if s >= best - tol)
