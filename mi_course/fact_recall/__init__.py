@@ -6,5 +6,5 @@
 - :mod:`.atp`: attribution patching, every patch of a sweep from two forward passes and one backward,
   AtP*'s QK fix (exact softmax for patched queries and keys) and GradDrop;
 - :mod:`.lookup`: the non-linear excess of the sport logit (is the lookup an AND of both names?);
-- :mod:`.neurons`: key-value neurons, congruence with the unembedding, head attribution, AUROC.
+- :mod:`.neurons`: key-value neurons, congruence with the unembedding, head attribution.
 """

@@ -4,7 +4,8 @@ A neuron's input weights ``W_in[:, i]`` are its *key*: it fires on residual stre
 along them. Its output weights ``W_out[i]`` are its *value*: what it adds when it fires. Read
 through the unembedding, ``W_out[i] @ W_U`` says which next tokens the neuron promotes; a
 *next-token neuron* is one whose value singles out a token (its congruence with that token's
-unembedding stands out).
+unembedding stands out). To score a neuron against the world's labels, use chapter 05's
+:func:`mi_course.sae.labels.auroc`.
 """
 
 from __future__ import annotations
@@ -38,14 +39,3 @@ def head_attribution(head_out: Tensor, scale: Tensor, w_in: Tensor) -> Tensor:
     scale, dotted with the neuron's input weights. head_out: [heads, batch, d_model], scale: [batch, 1],
     w_in: [d_model] -> [heads, batch]"""
     return (head_out / scale) @ w_in
-
-
-def auroc(scores: Tensor, labels: Tensor) -> float:
-    """Area under the ROC curve: the probability that a random positive scores above a random negative
-    (ties count half). scores: [n], labels: bool [n]"""
-    pos, neg = scores[labels], scores[~labels]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).float().mean()
-    ties = (pos[:, None] == neg[None, :]).float().mean()
-    return (greater + 0.5 * ties).item()
