@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -63,14 +64,40 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chapter_recipes() -> dict[str, Any]:
+    """Trainable things a chapter ships (e.g. chapter 05's SAEs): each chapter package's ``recipes``
+    module, found through the course map like its exercises, by name -> that module."""
+    import importlib
+    import importlib.util
+
+    from .course import CHAPTERS
+
+    found: dict[str, Any] = {}
+    for ch in CHAPTERS:
+        name = f"mi_course.{ch.package}.recipes"
+        try:
+            if importlib.util.find_spec(name) is None:
+                continue
+        except ModuleNotFoundError:
+            continue
+        module = importlib.import_module(name)
+        found.update({recipe: module for recipe in module.RECIPES})
+    return found
+
+
 def _train(args: argparse.Namespace) -> int:
     from .zoo.training import RECIPES, train_and_save
 
-    if args.name not in RECIPES:
-        print(f"error: no recipe for {args.name!r}; trainable models: {', '.join(RECIPES)}", file=sys.stderr)
+    chapters = _chapter_recipes() if args.name not in RECIPES else {}
+    if args.name not in RECIPES and args.name not in chapters:
+        print(f"error: no recipe for {args.name!r}; trainable: {', '.join([*RECIPES, *chapters])}", file=sys.stderr)
         return 2
     try:
-        out = train_and_save(args.name, args.out, device=args.device, threads=args.threads)
+        if args.name in RECIPES:
+            out = train_and_save(args.name, args.out, device=args.device, threads=args.threads)
+        else:
+            device = "cpu" if args.device == "auto" else args.device
+            out = chapters[args.name].train_and_save(args.name, args.out, device=device)
     except RuntimeError as exc:  # e.g. --device cuda without a GPU
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -100,8 +127,8 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="report versions, device, shipped models and hub access").set_defaults(func=_doctor)
 
-    tr = sub.add_parser("train", help="retrain a shipped model from its recipe (same weights on the same device)")
-    tr.add_argument("name", help="model to train, e.g. attn-only-2l")
+    tr = sub.add_parser("train", help="retrain a shipped model or SAE from its recipe (same weights on the same device)")
+    tr.add_argument("name", help="what to train, e.g. attn-only-2l or sae-facts-l0")
     tr.add_argument("--out", default=None, help="folder to write (default: the package's own zoo folder)")
     tr.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     tr.add_argument("--threads", type=int, default=1,

@@ -13,6 +13,7 @@
 - :mod:`.autointerp`: scoring an explanation by the correlation of its predictions with the truth;
 - :mod:`.steering`: adding a direction at one layer; success, collateral loss, the Pareto frontier;
 - :mod:`.saelens_format`: reading and writing SAELens's on-disk format (without the package);
+- :mod:`.recipes`: the SAEs the course ships (``data/<name>/``, with a card and checksums), ``mi-course train``;
 - :mod:`.plots`: the chapter's figures; :mod:`.widget`: the feature browser;
 - :mod:`.exercises`: the chapter's graded exercises (references are the functions above).
 """
