@@ -22,22 +22,26 @@ def repo() -> Path:
     return REPO
 
 
-@pytest.fixture(scope="session")
-def tiny_gpt2(tmp_path_factory):
-    """A randomly initialised 2-layer GPT-2 in Hugging Face format, with the world's tokenizer.
-
-    Stands in for the hub models offline: chapter code is tested on it so that nothing
-    assumes the zoo's sizes. Returns (folder, the Hugging Face model)."""
+def make_tiny_gpt2(folder: Path, n_positions: int = 64):
+    """Save a randomly initialised 2-layer GPT-2 in Hugging Face format, with the world's tokenizer,
+    to ``folder``; returns the Hugging Face model."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from mi_course.zoo.tokenizer import load_tokenizer
     from mi_course.zoo.world import BOS_ID
 
-    folder = tmp_path_factory.mktemp("tiny-gpt2")
     tok = load_tokenizer()
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2,
                                     bos_token_id=BOS_ID, eos_token_id=1)).eval()
     hf.save_pretrained(folder)
     tok.save_pretrained(folder)
-    return folder, hf
+    return hf
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory):
+    """A tiny random GPT-2 (see :func:`make_tiny_gpt2`). Stands in for the hub models offline: chapter code
+    is tested on it so that nothing assumes the zoo's sizes. Returns (folder, the Hugging Face model)."""
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    return folder, make_tiny_gpt2(folder)
