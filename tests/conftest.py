@@ -22,18 +22,31 @@ def repo() -> Path:
     return REPO
 
 
-def make_tiny_gpt2(folder: Path, n_positions: int = 64):
-    """Save a randomly initialised 2-layer GPT-2 in Hugging Face format, with the world's tokenizer,
-    to ``folder``; returns the Hugging Face model."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+def make_tiny_gpt2(folder: Path, n_positions: int = 64, foreign_vocabulary: bool = False):
+    """Save a randomly initialised 2-layer GPT-2 in Hugging Face format to ``folder``; returns the
+    Hugging Face model. Its tokenizer is the world's, or with ``foreign_vocabulary`` the same words
+    numbered in reverse order, so that the model does not "speak the world" (like a hub model)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from mi_course.zoo.tokenizer import load_tokenizer
-    from mi_course.zoo.world import BOS_ID
+    from mi_course.zoo.tokenizer import build_tokenizer, load_tokenizer
+    from mi_course.zoo.world import BOS_ID, VOCAB
 
     tok = load_tokenizer()
+    bos = BOS_ID
+    if foreign_vocabulary:
+        from tokenizers import models as tk_models
+
+        inner = build_tokenizer()
+        inner.model = tk_models.WordLevel(vocab={w: len(VOCAB) - 1 - i for i, w in enumerate(VOCAB)}, unk_token="<unk>")
+        bos = len(VOCAB) - 1 - BOS_ID
+        from tokenizers import processors
+
+        inner.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
+        tok = PreTrainedTokenizerFast(tokenizer_object=inner, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                      unk_token="<unk>")
     torch.manual_seed(0)
     hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2,
-                                    bos_token_id=BOS_ID, eos_token_id=1)).eval()
+                                    bos_token_id=bos, eos_token_id=int(tok.convert_tokens_to_ids("<eos>")))).eval()
     hf.save_pretrained(folder)
     tok.save_pretrained(folder)
     return hf

@@ -73,10 +73,10 @@ ANY_MODEL = [p for p in SOLUTIONS if _has_model_parameter(p)]
 @pytest.mark.parametrize("solution", ANY_MODEL, ids=_ids(ANY_MODEL))
 def test_language_model_chapters_run_on_another_model(solution, tmp_path, monkeypatch):
     """One notebook, any model: the chapter runs top to bottom on a random GPT-2 (MLPs, gelu_new, tied
-    embeddings, other sizes) loaded from a local folder, as a hub model would be."""
+    embeddings, other sizes, its own token ids) loaded from a local folder, as a hub model would be."""
     from conftest import make_tiny_gpt2
 
-    make_tiny_gpt2(tmp_path / "gpt2", n_positions=128)
+    make_tiny_gpt2(tmp_path / "gpt2", n_positions=128, foreign_vocabulary=True)
     monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))
     ran = execute(nbformat.read(solution, as_version=4), tmp_path / "run",
                   parameters={"device": "cpu", "model": str(tmp_path / "gpt2")})

@@ -127,13 +127,11 @@ def held_out_text(model: Any, n_rows: int = 16, n_ctx: int = 64) -> Tensor:
     world = world_of("gelu-3l-facts")
     if speaks_world(model):
         return torch.from_numpy(token_rows(world, n_rows, n_ctx, HELD_OUT_FIRST_DOC)[0])
-    text, doc = "", HELD_OUT_FIRST_DOC
-    tokens = model.to_tokens("", prepend_bos=False)[0]
-    while len(tokens) < n_rows * (n_ctx - 1):
-        text += " " + " ".join(world.document(doc + i).text for i in range(20))
-        doc += 20
-        tokens = model.to_tokens(text, prepend_bos=False)[0]
-    body = tokens[: n_rows * (n_ctx - 1)].reshape(n_rows, n_ctx - 1).cpu()
+    needed, ids, doc = n_rows * (n_ctx - 1), [], HELD_OUT_FIRST_DOC
+    while len(ids) < needed:   # the tokenizer itself: model.to_tokens would truncate to the context length
+        ids += model.tokenizer.encode(" " + world.document(doc).text, add_special_tokens=False)
+        doc += 1
+    body = torch.tensor(ids[:needed]).reshape(n_rows, n_ctx - 1)
     return torch.cat([torch.full((n_rows, 1), bos_id(model)), body], dim=1)
 
 
