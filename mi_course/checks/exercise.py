@@ -65,6 +65,11 @@ class Exercise:
         return zlib.crc32(self.id.encode())
 
 
+def randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
+    """Seeded Gaussian test inputs for an exercise's cases: ``scale * N(0, 1)`` of ``shape``."""
+    return torch.randn(*shape, generator=gen) * scale
+
+
 def clone_args(obj: Any) -> Any:
     """A deep copy of a case's arguments (tensors detached), so that each call gets its own."""
     if isinstance(obj, torch.Tensor):

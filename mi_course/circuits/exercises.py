@@ -13,16 +13,13 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix
 
 from .. import circuits
-from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, register
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
 from ..checks.sandbox import call_with_timeout
 
 
-def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor:
-    return torch.randn(*shape, generator=gen) * scale
-
 
 def _low_rank(gen: torch.Generator, n: int, k: int) -> tuple[Tensor, Tensor]:
-    return _randn(gen, n, k, scale=0.5), _randn(gen, k, n, scale=0.5)
+    return randn(gen, n, k, scale=0.5), randn(gen, k, n, scale=0.5)
 
 
 # --- 2.1 each head's output -----------------------------------------------------------
@@ -32,7 +29,7 @@ def _head_output_cases(gen: torch.Generator) -> list[Case]:
     for (b, p, h, e, d, label) in [(2, 5, 4, 8, 16, "4 heads of 8 dims into d_model 16"),
                                    (1, 3, 3, 5, 7, "3 heads of 5 dims into d_model 7"),
                                    (2, 4, 1, 6, 6, "a single head")]:
-        cases.append(Case((_randn(gen, b, p, h, e), _randn(gen, h, e, d)), label=f"random z and W_O ({label})"))
+        cases.append(Case((randn(gen, b, p, h, e), randn(gen, h, e, d)), label=f"random z and W_O ({label})"))
     return cases
 
 
@@ -73,7 +70,7 @@ def _matched(got: Tensor, expected: Tensor, tol: float) -> bool:
 def _eigen_cases(gen: torch.Generator) -> list[tuple[Tensor, Tensor, str]]:
     A1, B1 = _low_rank(gen, 40, 5)
     A2, B2 = _low_rank(gen, 64, 8)
-    A3 = _randn(gen, 30, 4)
+    A3 = randn(gen, 30, 4)
     A4, B4 = _low_rank(gen, 20, 3)
     A4[:, 1] = 0.0
     return [(A1, B1, "A [40, 5], B [5, 40]"), (A2, B2, "A [64, 8], B [8, 64]"),
@@ -166,8 +163,8 @@ register(FunctionExercise(
 
 def _accuracy_cases(gen: torch.Generator) -> list[Case]:
     def circuit(n: int, boost: float) -> Tensor:
-        M = _randn(gen, n, n)
-        return M + boost * torch.eye(n) + 0.5 * _randn(gen, 1, n)         # column offsets: not symmetric
+        M = randn(gen, n, n)
+        return M + boost * torch.eye(n) + 0.5 * randn(gen, 1, n)         # column offsets: not symmetric
     M = circuit(30, 1.5)
     negative = circuit(25, 1.0)
     negative[torch.arange(25), (torch.arange(25) + 1) % 25] = -8.0         # big negative entries off the diagonal
@@ -209,11 +206,11 @@ register(FunctionExercise(
 
 def _copying_cases(gen: torch.Generator) -> list[Case]:
     A1, B1 = _low_rank(gen, 40, 6)
-    A2 = _randn(gen, 30, 4)
+    A2 = randn(gen, 30, 4)
     rot = torch.tensor([[0.0, -1.0], [1.0, 0.0]])                         # eigenvalues ±i
-    Q = torch.linalg.qr(_randn(gen, 20, 2)).Q                            # [20, 2]
+    Q = torch.linalg.qr(randn(gen, 20, 2)).Q                            # [20, 2]
     mixed = torch.diag(torch.tensor([3.0, -1.0, 0.5]))
-    P = torch.linalg.qr(_randn(gen, 15, 3)).Q
+    P = torch.linalg.qr(randn(gen, 15, 3)).Q
     return [Case((FactoredMatrix(A1, B1),), label="a random FactoredMatrix [40, 40] of rank 6"),
             Case((FactoredMatrix(A2, A2.T.clone()),), label="A Aᵀ (a pure copying circuit: score 1)"),
             Case((FactoredMatrix(-A2, A2.T.clone()),), label="-A Aᵀ (a pure suppressing circuit: score -1)"),
@@ -253,7 +250,7 @@ def _composition_cases(gen: torch.Generator) -> list[Case]:
     A1, B1 = _low_rank(gen, 16, 4)
     A2, B2 = _low_rank(gen, 16, 4)
     return [Case((A1 @ B1, A2 @ B2), label="two random rank-4 matrices [16, 16]"),
-            Case((_randn(gen, 12, 12), _randn(gen, 12, 12, scale=3.0)), label="two random full-rank [12, 12]"),
+            Case((randn(gen, 12, 12), randn(gen, 12, 12, scale=3.0)), label="two random full-rank [12, 12]"),
             Case((A1 @ B1, torch.zeros(16, 16)), label="a reader that is all zeros (score 0, not NaN)")]
 
 
@@ -314,7 +311,7 @@ register(FunctionExercise(
 # --- 2.8 a virtual attention head -------------------------------------------------------------
 
 def _pattern(gen: torch.Generator, batch: int, pos: int) -> Tensor:
-    scores = _randn(gen, batch, pos, pos, scale=2.0)
+    scores = randn(gen, batch, pos, pos, scale=2.0)
     future = torch.triu(torch.ones(pos, pos, dtype=torch.bool), diagonal=1)
     return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
 
@@ -322,8 +319,8 @@ def _pattern(gen: torch.Generator, batch: int, pos: int) -> Tensor:
 def _virtual_cases(gen: torch.Generator) -> list[Case]:
     cases = []
     for (b, p, d, label) in [(2, 6, 8, "batch 2, 6 positions, d_model 8"), (1, 9, 5, "1 sequence of 9 positions")]:
-        args = (_randn(gen, b, p, d), _pattern(gen, b, p), _pattern(gen, b, p), _randn(gen, d, d, scale=0.5),
-                _randn(gen, d, d, scale=0.5), 0.5 + 2 * torch.rand(b, p, generator=gen))
+        args = (randn(gen, b, p, d), _pattern(gen, b, p), _pattern(gen, b, p), randn(gen, d, d, scale=0.5),
+                randn(gen, d, d, scale=0.5), 0.5 + 2 * torch.rand(b, p, generator=gen))
         cases.append(Case(args, label=f"random patterns and weights ({label})"))
     return cases
 

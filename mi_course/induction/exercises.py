@@ -15,18 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, register
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
 from ..checks.sandbox import call_with_timeout
 from . import circuit, head_scores, phases
 
 
-def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor:
-    return torch.randn(*shape, generator=gen) * scale
-
 
 def _patterns(gen: torch.Generator, layers: int, batch: int, heads: int, seq: int) -> Tensor:
     """Random causal attention patterns [layer, batch, head, q, k] (rows sum to 1)."""
-    scores = _randn(gen, layers, batch, heads, seq, seq, scale=2.0)
+    scores = randn(gen, layers, batch, heads, seq, seq, scale=2.0)
     future = torch.ones(seq, seq, dtype=torch.bool).triu(1)
     return scores.masked_fill(future, float("-inf")).softmax(-1)
 
@@ -40,8 +37,8 @@ def per_position_loss(logits: Tensor, tokens: Tensor) -> Tensor:
 
 
 def _loss_cases(gen: torch.Generator) -> list[Case]:
-    return [Case((_randn(gen, 3, 7, 11, scale=3.0), torch.randint(0, 11, (3, 7), generator=gen)), label="3 rows of 7 tokens"),
-            Case((_randn(gen, 1, 2, 5), torch.tensor([[4, 0]])), label="a single prediction")]
+    return [Case((randn(gen, 3, 7, 11, scale=3.0), torch.randint(0, 11, (3, 7), generator=gen)), label="3 rows of 7 tokens"),
+            Case((randn(gen, 1, 2, 5), torch.tensor([[4, 0]])), label="a single prediction")]
 
 
 register(FunctionExercise(
@@ -130,9 +127,9 @@ def ablate_head(z: Tensor, head: int, mean: Tensor | None = None) -> Tensor:
 
 
 def _ablate_cases(gen: torch.Generator) -> list[Case]:
-    z = _randn(gen, 2, 5, 3, 4)
-    return [Case((z, 1), label="zero-ablating head 1 of 3"), Case((z, 2, _randn(gen, 4)), label="mean-ablating head 2"),
-            Case((_randn(gen, 1, 1, 1, 2), 0), label="a single head")]
+    z = randn(gen, 2, 5, 3, 4)
+    return [Case((z, 1), label="zero-ablating head 1 of 3"), Case((z, 2, randn(gen, 4)), label="mean-ablating head 2"),
+            Case((randn(gen, 1, 1, 1, 2), 0), label="a single head")]
 
 
 register(FunctionExercise(
@@ -149,7 +146,7 @@ register(FunctionExercise(
 
 def _kcomp_cases(gen: torch.Generator) -> list[Case]:
     d, e = 8, 3
-    return [Case((_randn(gen, 12, d), _randn(gen, d, e), _randn(gen, d, e), _randn(gen, d, e) @ _randn(gen, e, d)),
+    return [Case((randn(gen, 12, d), randn(gen, d, e), randn(gen, d, e), randn(gen, d, e) @ randn(gen, e, d)),
                  label="12 tokens, d_model 8, d_head 3")]
 
 

@@ -12,13 +12,10 @@ import torch
 from torch import Tensor
 
 from ..checks.compare import describe_mismatch
-from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, register
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
 from ..checks.sandbox import call_with_timeout
 from . import attribution, decompose, local, memory, weights
 
-
-def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor:
-    return torch.randn(*shape, generator=gen) * scale
 
 
 def _centred(x: Tensor) -> Tensor:
@@ -28,7 +25,7 @@ def _centred(x: Tensor) -> Tensor:
 # --- 1.1 embedding by hand -------------------------------------------------------
 
 def _embed_cases(gen: torch.Generator) -> list[Case]:
-    W_E, W_pos = _randn(gen, 20, 8), _randn(gen, 12, 8)
+    W_E, W_pos = randn(gen, 20, 8), randn(gen, 12, 8)
     return [
         Case((torch.randint(0, 20, (3, 5), generator=gen), W_E, W_pos), label="3 prompts of 5 tokens"),
         Case((torch.randint(0, 20, (2, 12), generator=gen), W_E, W_pos), label="prompts as long as the context"),
@@ -55,11 +52,11 @@ register(FunctionExercise(
 
 def _fake_cache(gen: torch.Generator, layers: int, heads: int, batch: int, pos: int, d: int, d_head: int,
                 mlp: bool = True) -> dict[str, Tensor]:
-    cache = {"hook_embed": _randn(gen, batch, pos, d), "hook_pos_embed": _randn(gen, batch, pos, d)}
+    cache = {"hook_embed": randn(gen, batch, pos, d), "hook_pos_embed": randn(gen, batch, pos, d)}
     for l in range(layers):
-        cache[f"blocks.{l}.attn.hook_z"] = _randn(gen, batch, pos, heads, d_head)
+        cache[f"blocks.{l}.attn.hook_z"] = randn(gen, batch, pos, heads, d_head)
         if mlp:
-            cache[f"blocks.{l}.hook_mlp_out"] = _randn(gen, batch, pos, d)
+            cache[f"blocks.{l}.hook_mlp_out"] = randn(gen, batch, pos, d)
     return cache
 
 
@@ -69,7 +66,7 @@ def _decompose_cases(gen: torch.Generator) -> list[Case]:
                                       (3, 2, True, "3 layers of 2 heads and an MLP"),
                                       (2, 2, False, "an attention-only model (no hook_mlp_out in the cache)")]:
         cache = _fake_cache(gen, layers, heads, 2, 4, 6, 3, mlp)
-        cases.append(Case((cache, _randn(gen, layers, heads, 3, 6), _randn(gen, layers, 6)), label=label))
+        cases.append(Case((cache, randn(gen, layers, heads, 3, 6), randn(gen, layers, 6)), label=label))
     return cases
 
 
@@ -112,11 +109,11 @@ register(FunctionExercise(
 # --- 3.1 the logit-difference direction ---------------------------------------------------
 
 def _direction_cases(gen: torch.Generator) -> list[Case]:
-    W_U = _randn(gen, 6, 30)
+    W_U = randn(gen, 6, 30)
     candidates = torch.tensor([3, 7, 11, 19, 25])
     return [Case((W_U, candidates[torch.randint(0, 5, (4,), generator=gen)], candidates), label="4 prompts, 5 candidates"),
             Case((W_U, torch.tensor([7, 3]), candidates[:2]), label="2 candidates only"),
-            Case((_randn(gen, 4, 10), torch.tensor([9]), torch.tensor([0, 9, 4])), label="the answer last in the vocabulary")]
+            Case((randn(gen, 4, 10), torch.tensor([9]), torch.tensor([0, 9, 4])), label="the answer last in the vocabulary")]
 
 
 register(FunctionExercise(
@@ -138,9 +135,9 @@ register(FunctionExercise(
 def _dla_cases(gen: torch.Generator) -> list[Case]:
     cases = []
     for c, b, d, label in [(5, 3, 8, "5 components, 3 prompts"), (1, 1, 4, "a single component")]:
-        comps = _centred(_randn(gen, c, b, d))
+        comps = _centred(randn(gen, c, b, d))
         scale = torch.rand(b, 1, generator=gen) * 3 + 0.5
-        cases.append(Case((comps, scale, _randn(gen, b, d)), label=label))
+        cases.append(Case((comps, scale, randn(gen, b, d)), label=label))
     return cases
 
 
@@ -162,9 +159,9 @@ register(FunctionExercise(
 # --- 4.1 the logit lens ---------------------------------------------------------------------
 
 def _lens_cases(gen: torch.Generator) -> list[Case]:
-    return [Case((_randn(gen, 4, 3, 8, scale=3.0) + 2.0, _centred(_randn(gen, 8, 12).T).T, _randn(gen, 12)),
+    return [Case((randn(gen, 4, 3, 8, scale=3.0) + 2.0, _centred(randn(gen, 8, 12).T).T, randn(gen, 12)),
                  label="4 layers, 3 prompts (residuals with a non-zero mean)"),
-            Case((_randn(gen, 2, 1, 6, scale=0.1), _randn(gen, 6, 5), torch.zeros(5)), label="small residuals, no bias")]
+            Case((randn(gen, 2, 1, 6, scale=0.1), randn(gen, 6, 5), torch.zeros(5)), label="small residuals, no bias")]
 
 
 def _rms_only(resid, W_U, b_U):
@@ -249,14 +246,14 @@ register(CustomExercise(
 
 def _random_weights(gen: torch.Generator, mlp: bool = True, L: int = 2, H: int = 2, d: int = 6, e: int = 3,
                     m: int = 8, vocab: int = 11, ctx: int = 7) -> weights.Weights:
-    w = {"W_E": _randn(gen, vocab, d), "W_pos": _randn(gen, ctx, d), "W_Q": _randn(gen, L, H, d, e),
-         "W_K": _randn(gen, L, H, d, e), "W_V": _randn(gen, L, H, d, e), "b_Q": _randn(gen, L, H, e),
-         "b_K": _randn(gen, L, H, e), "b_V": _randn(gen, L, H, e), "W_O": _randn(gen, L, H, e, d),
-         "b_O": _randn(gen, L, d), "W_U": _randn(gen, d, vocab), "b_U": _randn(gen, vocab),
+    w = {"W_E": randn(gen, vocab, d), "W_pos": randn(gen, ctx, d), "W_Q": randn(gen, L, H, d, e),
+         "W_K": randn(gen, L, H, d, e), "W_V": randn(gen, L, H, d, e), "b_Q": randn(gen, L, H, e),
+         "b_K": randn(gen, L, H, e), "b_V": randn(gen, L, H, e), "W_O": randn(gen, L, H, e, d),
+         "b_O": randn(gen, L, d), "W_U": randn(gen, d, vocab), "b_U": randn(gen, vocab),
          "ln1_w": torch.ones(L, d), "ln1_b": torch.zeros(L, d), "lnf_w": torch.ones(d), "lnf_b": torch.zeros(d)}
     if mlp:
-        w.update({"W_in": _randn(gen, L, d, m), "b_in": _randn(gen, L, m), "W_out": _randn(gen, L, m, d),
-                  "b_out": _randn(gen, L, d), "ln2_w": torch.ones(L, d), "ln2_b": torch.zeros(L, d)})
+        w.update({"W_in": randn(gen, L, d, m), "b_in": randn(gen, L, m), "W_out": randn(gen, L, m, d),
+                  "b_out": randn(gen, L, d), "ln2_w": torch.ones(L, d), "ln2_b": torch.zeros(L, d)})
     return w
 
 
@@ -299,10 +296,10 @@ register(FunctionExercise(
 # --- 5.3 kurtosis ------------------------------------------------------------------------------
 
 def _kurtosis_cases(gen: torch.Generator) -> list[Case]:
-    spiky = _randn(gen, 5, 16)
+    spiky = randn(gen, 5, 16)
     spiky[:, 3] += 12.0
-    return [Case((_randn(gen, 4, 32),), label="Gaussian vectors"), Case((spiky,), label="vectors with one outlier coordinate"),
-            Case((_randn(gen, 2, 3, 8) + 5.0,), label="a [2, 3, 8] batch with a non-zero mean")]
+    return [Case((randn(gen, 4, 32),), label="Gaussian vectors"), Case((spiky,), label="vectors with one outlier coordinate"),
+            Case((randn(gen, 2, 3, 8) + 5.0,), label="a [2, 3, 8] batch with a non-zero mean")]
 
 
 register(FunctionExercise(
@@ -323,12 +320,12 @@ register(FunctionExercise(
 # --- 6.1 input/output cosine ------------------------------------------------------------------
 
 def _cos_cases(gen: torch.Generator) -> list[Case]:
-    W_in = _randn(gen, 6, 10)
-    W_out = _randn(gen, 10, 6) * 3
+    W_in = randn(gen, 6, 10)
+    W_out = randn(gen, 10, 6) * 3
     W_out[2] = -W_in[:, 2] * 0.5          # an eraser
     W_out[5] = W_in[:, 5] * 2.0           # a booster
     return [Case((W_in, W_out), label="6-dim residual, 10 neurons (neuron 2 erases, neuron 5 boosts)"),
-            Case((_randn(gen, 4, 3), _randn(gen, 3, 4)), label="3 neurons")]
+            Case((randn(gen, 4, 3), randn(gen, 3, 4)), label="3 neurons")]
 
 
 register(FunctionExercise(
@@ -344,8 +341,8 @@ register(FunctionExercise(
 # --- 7.1 centred cosine --------------------------------------------------------------------
 
 def _local_cases(gen: torch.Generator) -> list[Case]:
-    full = _randn(gen, 3, 20, 8) + _randn(gen, 3, 1, 8, scale=4.0)   # a large mean per layer
-    return [Case((full, full + _randn(gen, 3, 20, 8, scale=0.5)), label="3 layers, 20 tokens, a large mean per layer"),
+    full = randn(gen, 3, 20, 8) + randn(gen, 3, 1, 8, scale=4.0)   # a large mean per layer
+    return [Case((full, full + randn(gen, 3, 20, 8, scale=0.5)), label="3 layers, 20 tokens, a large mean per layer"),
             Case((full[:1], full[:1]), label="identical runs")]
 
 

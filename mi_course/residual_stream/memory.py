@@ -25,8 +25,8 @@ def in_out_cosine(W_in: Tensor, W_out: Tensor) -> Tensor:
 def untrained_weights(model: Any, model_name: str, seed: int = 0) -> Weights:
     """The same architecture at initialisation, processed like the trained model (for a baseline).
 
-    A zoo model is initialised exactly as its recipe does before training; any
-    other model gets Gaussian weights with the trained matrices' scale.
+    A zoo model is initialised exactly as its recipe does before training; for any other model
+    only ``W_in`` and ``W_out`` are returned, Gaussian with the trained matrices' scale.
     """
     from ..zoo.training import RECIPES, bridge_state_dict, native_model, to_bridge
     from .weights import weights_of
@@ -36,7 +36,7 @@ def untrained_weights(model: Any, model_name: str, seed: int = 0) -> Weights:
         return weights_of(to_bridge(recipe, bridge_state_dict(native_model(recipe)), processed=True))
     gen = torch.Generator().manual_seed(seed)
     w = weights_of(model)
-    return {k: torch.randn(v.shape, generator=gen) * v.std() for k, v in w.items()}
+    return {k: torch.randn(w[k].shape, generator=gen) * w[k].std() for k in ("W_in", "W_out")}
 
 
 def erasure(resid_mid: Tensor, neuron_act: Tensor, w_in: Tensor, w_out: Tensor) -> dict[str, Tensor]:

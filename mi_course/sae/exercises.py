@@ -16,22 +16,20 @@ import torch
 from torch import Tensor
 
 from ..checks.compare import describe_mismatch
-from ..checks.exercise import Case, FunctionExercise, Mistake, arg_names, changed_in_place, clone_args, register
+from ..checks.exercise import (Case, FunctionExercise, Mistake, arg_names, changed_in_place,
+                              clone_args, randn, register)
 from ..checks.sandbox import call_with_timeout
 from . import autointerp, dashboard, dead, evaluate, ito, model, steering, toy
 
 
-def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor:
-    return torch.randn(*shape, generator=gen) * scale
-
 
 def _unit_rows(gen: torch.Generator, n: int, d: int) -> Tensor:
-    return model.unit_rows(_randn(gen, n, d))
+    return model.unit_rows(randn(gen, n, d))
 
 
 def _sae_weights(gen: torch.Generator, d_in: int, d_sae: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     W_dec = _unit_rows(gen, d_sae, d_in)
-    return _randn(gen, d_in, d_sae, scale=0.5), _randn(gen, d_sae, scale=0.3), W_dec, _randn(gen, d_in, scale=0.5)
+    return randn(gen, d_in, d_sae, scale=0.5), randn(gen, d_sae, scale=0.3), W_dec, randn(gen, d_in, scale=0.5)
 
 
 # --- 5.1 the forward pass ---------------------------------------------------------------
@@ -39,10 +37,10 @@ def _sae_weights(gen: torch.Generator, d_in: int, d_sae: int) -> tuple[Tensor, T
 def _forward_cases(gen: torch.Generator) -> list[Case]:
     cases = []
     for batch, d_in, d_sae in [(8, 6, 10), (5, 4, 12), (1, 3, 7)]:
-        cases.append(Case((_randn(gen, batch, d_in), *_sae_weights(gen, d_in, d_sae)),
+        cases.append(Case((randn(gen, batch, d_in), *_sae_weights(gen, d_in, d_sae)),
                           label=f"random x and weights (batch {batch}, d_in {d_in}, d_sae {d_sae})"))
     W_enc, _, W_dec, b_dec = _sae_weights(gen, 4, 6)
-    cases.append(Case((_randn(gen, 3, 4), W_enc, torch.full((6,), -50.0), W_dec, b_dec),
+    cases.append(Case((randn(gen, 3, 4), W_enc, torch.full((6,), -50.0), W_dec, b_dec),
                       label="a very negative b_enc (no feature fires, so x_hat = b_dec)"))
     return cases
 
@@ -80,9 +78,9 @@ register(FunctionExercise(
 def _loss_cases(gen: torch.Generator) -> list[Case]:
     cases = []
     for batch, d_in, d_sae, l1 in [(16, 6, 10, 0.3), (7, 4, 12, 1.0), (32, 8, 5, 0.05)]:
-        x = _randn(gen, batch, d_in)
-        x_hat = x + _randn(gen, batch, d_in, scale=0.3)
-        f = torch.relu(_randn(gen, batch, d_sae))
+        x = randn(gen, batch, d_in)
+        x_hat = x + randn(gen, batch, d_in, scale=0.3)
+        f = torch.relu(randn(gen, batch, d_sae))
         cases.append(Case((x, x_hat, f, l1), label=f"random x, x_hat and f (batch {batch}, d_in {d_in}, "
                                                    f"d_sae {d_sae}, l1_coeff {l1})"))
     return cases
@@ -113,12 +111,12 @@ register(FunctionExercise(
 
 def _parallel_cases(gen: torch.Generator) -> list[Case]:
     W = _unit_rows(gen, 10, 6)
-    parallel = W * _randn(gen, 10, 1)
+    parallel = W * randn(gen, 10, 1)
     return [
-        Case((W, _randn(gen, 10, 6)), label="unit-norm rows (10 features in 6 dims) and a random gradient"),
-        Case((_unit_rows(gen, 5, 8), _randn(gen, 5, 8)), label="unit-norm rows (5 features in 8 dims)"),
+        Case((W, randn(gen, 10, 6)), label="unit-norm rows (10 features in 6 dims) and a random gradient"),
+        Case((_unit_rows(gen, 5, 8), randn(gen, 5, 8)), label="unit-norm rows (5 features in 8 dims)"),
         Case((W, parallel), label="a gradient parallel to every row (nothing should be left)"),
-        Case((_randn(gen, 7, 4, scale=2.0), _randn(gen, 7, 4)),
+        Case((randn(gen, 7, 4, scale=2.0), randn(gen, 7, 4)),
              label="rows that are not unit-norm (divide each row by its norm first)"),
     ]
 
@@ -160,12 +158,12 @@ def _mmcs_cases(gen: torch.Generator) -> list[Case]:
     true = _unit_rows(gen, 12, 5)
     scaled_copy = true[torch.randperm(12, generator=gen)] * (0.5 + torch.rand(12, 1, generator=gen))
     return [
-        Case((_randn(gen, 20, 5), _randn(gen, 12, 5, scale=3.0)),
+        Case((randn(gen, 20, 5), randn(gen, 12, 5, scale=3.0)),
              label="a random dictionary of 20 rows against 12 true features of norm about 3"),
-        Case((torch.cat([scaled_copy, _randn(gen, 6, 5)]), true),
+        Case((torch.cat([scaled_copy, randn(gen, 6, 5)]), true),
              label="the true features shuffled, rescaled, plus 6 random rows (MMCS 1)"),
         Case((-true[:8], true), label="8 of the true features, negated (opposite directions are not matches)"),
-        Case((_randn(gen, 4, 5), true), label="a dictionary narrower than the truth (4 rows, 12 true features)"),
+        Case((randn(gen, 4, 5), true), label="a dictionary narrower than the truth (4 rows, 12 true features)"),
     ]
 
 
@@ -269,18 +267,18 @@ class ValueAndGradExercise(FunctionExercise):
 def _ghost_cases(gen: torch.Generator) -> list[Case]:
     cases = []
     for batch, d_in, d_sae, n_dead in [(16, 6, 10, 3), (8, 4, 12, 7)]:
-        x = _randn(gen, batch, d_in)
+        x = randn(gen, batch, d_in)
         dead_mask = torch.zeros(d_sae, dtype=torch.bool)
         dead_mask[torch.randperm(d_sae, generator=gen)[:n_dead]] = True
-        cases.append(Case((x, x + _randn(gen, batch, d_in, scale=0.5), _randn(gen, batch, d_sae),
+        cases.append(Case((x, x + randn(gen, batch, d_in, scale=0.5), randn(gen, batch, d_sae),
                            _unit_rows(gen, d_sae, d_in), dead_mask),
                           label=f"random inputs, {n_dead} of {d_sae} features dead"))
-    x = _randn(gen, 8, 5)
-    big = _randn(gen, 8, 9) + 200.0
+    x = randn(gen, 8, 5)
+    big = randn(gen, 8, 9) + 200.0
     dead_mask = torch.tensor([True, False] * 4 + [True])
-    cases.append(Case((x, x + _randn(gen, 8, 5, scale=0.5), big, _unit_rows(gen, 9, 5), dead_mask),
+    cases.append(Case((x, x + randn(gen, 8, 5, scale=0.5), big, _unit_rows(gen, 9, 5), dead_mask),
                       label="large pre-activations (about 200) on 'dead' features that suddenly fire"))
-    cases.append(Case((x, x + _randn(gen, 8, 5, scale=0.5), _randn(gen, 8, 9), _unit_rows(gen, 9, 5),
+    cases.append(Case((x, x + randn(gen, 8, 5, scale=0.5), randn(gen, 8, 9), _unit_rows(gen, 9, 5),
                        torch.zeros(9, dtype=torch.bool)),
                       label="no dead features (the loss and its gradients must be 0)"))
     return cases
@@ -396,11 +394,11 @@ def _pursuit_cases(gen: torch.Generator) -> list[Case]:
     cases = []
     for batch, d, d_sae, k in [(12, 6, 20, 3), (8, 10, 15, 5), (5, 4, 9, 1)]:
         W = _unit_rows(gen, d_sae, d)
-        truth = torch.relu(_randn(gen, batch, d_sae)) * (torch.rand(batch, d_sae, generator=gen) < 0.25)
-        cases.append(Case((truth @ W + _randn(gen, batch, d, scale=0.05), W, k),
+        truth = torch.relu(randn(gen, batch, d_sae)) * (torch.rand(batch, d_sae, generator=gen) < 0.25)
+        cases.append(Case((truth @ W + randn(gen, batch, d, scale=0.05), W, k),
                           label=f"sparse sums of {d_sae} unit directions in {d} dims, target L0 {k}"))
     W = _unit_rows(gen, 6, 3).abs()                                 # every feature in the positive orthant
-    cases.append(Case((-_randn(gen, 2, 3).abs(), W, 2),
+    cases.append(Case((-randn(gen, 2, 3).abs(), W, 2),
                       label="inputs every feature points away from (the coefficients must stay >= 0)"))
     return cases
 
@@ -450,8 +448,8 @@ register(FunctionExercise(
 # --- 5.9 logit effects -------------------------------------------------------------------------------
 
 def _logit_cases(gen: torch.Generator) -> list[Case]:
-    return [Case((_unit_rows(gen, 12, 6), _randn(gen, 6, 30)), label="12 features, d_model 6, a vocabulary of 30"),
-            Case((_unit_rows(gen, 3, 8), _randn(gen, 8, 5) + 2.0),
+    return [Case((_unit_rows(gen, 12, 6), randn(gen, 6, 30)), label="12 features, d_model 6, a vocabulary of 30"),
+            Case((_unit_rows(gen, 3, 8), randn(gen, 8, 5) + 2.0),
                  label="an unembedding with a large shared offset (centring removes it)")]
 
 
@@ -471,11 +469,11 @@ register(FunctionExercise(
 # --- 5.10 scoring an explanation ------------------------------------------------------------------------
 
 def _score_cases(gen: torch.Generator) -> list[Case]:
-    actual = torch.relu(_randn(gen, 200)) * (torch.rand(200, generator=gen) < 0.2)
+    actual = torch.relu(randn(gen, 200)) * (torch.rand(200, generator=gen) < 0.2)
     return [
-        Case((actual * 2 + _randn(gen, 200, scale=0.3), actual), label="a good, noisy prediction on 200 tokens"),
+        Case((actual * 2 + randn(gen, 200, scale=0.3), actual), label="a good, noisy prediction on 200 tokens"),
         Case(((actual > 0).float() * 5.0, actual), label="a prediction on another scale (correlation ignores scale)"),
-        Case((_randn(gen, 200), actual), label="an unrelated prediction"),
+        Case((randn(gen, 200), actual), label="an unrelated prediction"),
         Case((torch.full((200,), 3.0), actual), label="a constant prediction (it explains nothing: 0, not NaN)"),
         Case((actual, torch.zeros(200)), label="a feature that never fires (0, not NaN)"),
     ]

@@ -14,12 +14,9 @@ from torch import Tensor
 
 from .. import superposition as tms
 from ..checks.compare import describe_mismatch
-from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, register
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
 from ..checks.sandbox import call_with_timeout
 
-
-def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> Tensor:
-    return torch.randn(*shape, generator=gen) * scale
 
 
 def _features(gen: torch.Generator, batch: int, instances: int, n: int, p: float = 0.4) -> Tensor:
@@ -88,9 +85,9 @@ def _forward_cases(gen: torch.Generator) -> list[Case]:
     for (i, h, f, label) in [(3, 2, 5, "3 instances, 5 features in 2 dims"),
                              (2, 4, 7, "2 instances, 7 features in 4 dims"),
                              (1, 1, 2, "1 instance, 2 features in 1 dim")]:
-        W, b = _randn(gen, i, h, f, scale=0.8), _randn(gen, i, f, scale=0.3)
+        W, b = randn(gen, i, h, f, scale=0.8), randn(gen, i, f, scale=0.3)
         cases.append(Case((W, b, _features(gen, 16, i, f)), label=f"random W, b and x ({label})"))
-    W = _randn(gen, 2, 2, 5)
+    W = randn(gen, 2, 2, 5)
     cases.append(Case((W, torch.full((2, 5), -5.0), _features(gen, 8, 2, 5)),
                       label="a very negative bias (every output should be 0)"))
     return cases
@@ -122,7 +119,7 @@ def _loss_cases(gen: torch.Generator) -> list[Case]:
     cases = []
     for (b, i, f) in [(32, 3, 5), (7, 2, 4), (64, 1, 3)]:
         x = _features(gen, b, i, f)
-        out = torch.relu(x + _randn(gen, b, i, f, scale=0.2))
+        out = torch.relu(x + randn(gen, b, i, f, scale=0.2))
         importance = torch.rand(i, f, generator=gen) + 0.1
         cases.append(Case((out, x, importance), label=f"random outputs (batch {b}, {i} instances, {f} features)"))
     return cases
@@ -194,7 +191,7 @@ def _angle_cases(gen: torch.Generator) -> list[Case]:
     R = torch.tensor([[math.cos(rot), -math.sin(rot)], [math.sin(rot), math.cos(rot)]])
     return [
         Case((pent @ R.T,), label="a pentagon given in shuffled order, rotated, with unequal lengths"),
-        Case((_randn(gen, 4, 2),), label="4 random directions"),
+        Case((randn(gen, 4, 2),), label="4 random directions"),
         Case((torch.tensor([[1.0, 0.0], [-2.0, 0.0]]),), label="an antipodal pair"),
     ]
 
@@ -222,12 +219,12 @@ def _pentagon(scale: float = 1.0) -> Tensor:
 
 
 def _geometry_cases(gen: torch.Generator) -> list[Case]:
-    dead = _randn(gen, 2, 3, 6)
+    dead = randn(gen, 2, 3, 6)
     dead[:, :, 2] = 0.0
     antipodal = torch.tensor([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
     return [
-        Case((_randn(gen, 4, 2, 5),), label="random W (4 instances, 5 features in 2 dims)"),
-        Case((_randn(gen, 3, 6, 20, scale=0.5),), label="random W (3 instances, 20 features in 6 dims)"),
+        Case((randn(gen, 4, 2, 5),), label="random W (4 instances, 5 features in 2 dims)"),
+        Case((randn(gen, 3, 6, 20, scale=0.5),), label="random W (3 instances, 20 features in 6 dims)"),
         Case((torch.stack([_pentagon(), _pentagon(0.7)]),), label="two pentagons"),
         Case((antipodal[None],), label="two antipodal pairs"),
         Case((dead,), label="W with an all-zero column (a dead feature)"),
@@ -277,7 +274,7 @@ register(FunctionExercise(
 
 def _phase_cases(gen: torch.Generator) -> list[Case]:
     W = torch.tensor([[1.0, 0.02], [0.03, 1.0], [1.0, -1.0], [-0.9, 0.8], [-1.0, 0.01], [0.02, -1.1]])
-    noisy = W + _randn(gen, *W.shape, scale=0.02)
+    noisy = W + randn(gen, *W.shape, scale=0.02)
     return [Case((W[:, None, :],), label="one instance of each phase, with either sign"),
             Case((noisy[:, None, :],), label="the same with a little noise")]
 
@@ -296,10 +293,10 @@ register(FunctionExercise(
 # --- 3.9-3.11 the hierarchy of feature properties -------------------------------------------
 
 def _linear_cases(gen: torch.Generator) -> list[Case]:
-    M = _randn(gen, 5, 3)
+    M = randn(gen, 5, 3)
     M_pos = M.abs()
-    c = _randn(gen, 3)
-    W = _randn(gen, 2, 5)
+    c = randn(gen, 3)
+    W = randn(gen, 2, 5)
     return [
         Case((lambda x: x @ M, 5), label="h(x) = x @ M (a linear map)"),
         Case((lambda x: x @ M + c, 5), label="h(x) = x @ M + c (affine, with a bias)"),
@@ -321,14 +318,14 @@ register(FunctionExercise(
 def _superposition_cases(gen: torch.Generator) -> list[Case]:
     pair = torch.zeros(2, 5)
     pair[0, 0], pair[1, 1] = 1.0, 1.0
-    pair[:, 2:] = _randn(gen, 2, 3, scale=0.01)          # three dead features
+    pair[:, 2:] = randn(gen, 2, 3, scale=0.01)          # three dead features
     antipodal = torch.tensor([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
     collinear = torch.tensor([[1.0, 0.8, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
     return [
         Case((torch.stack([_pentagon(), pair]),), label="a pentagon, and an orthogonal pair with 3 dead features"),
         Case((torch.stack([antipodal, torch.eye(2, 4)]),), label="two antipodal pairs, and 2 of 4 features on the axes"),
         Case((torch.stack([torch.eye(3), collinear]),), label="3 features in 3 dims: the identity, and two collinear"),
-        Case((_randn(gen, 3, 3, 8),), label="random W (8 features in 3 dims)"),
+        Case((randn(gen, 3, 3, 8),), label="random W (8 features in 3 dims)"),
     ]
 
 
@@ -347,11 +344,11 @@ register(FunctionExercise(
 
 
 def _alignment_cases(gen: torch.Generator) -> list[Case]:
-    R = torch.linalg.qr(_randn(gen, 2, 2)).Q
+    R = torch.linalg.qr(randn(gen, 2, 2)).Q
     basis = torch.tensor([[1.0, 0.0, 0.0], [0.0, -2.0, 0.0]])
     return [
         Case((torch.stack([basis, R @ basis]),), label="one-hot features, and the same features rotated"),
-        Case((_randn(gen, 4, 3, 6),), label="random W (6 features in 3 dims)"),
+        Case((randn(gen, 4, 3, 6),), label="random W (6 features in 3 dims)"),
     ]
 
 
