@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 from urllib.parse import quote
 
 import nbformat
@@ -67,6 +68,13 @@ def current_token_scores(patterns):
     return patterns.diagonal(dim1=-2, dim2=-1).mean(dim=(1, 3))
 
 current_token_scores = check(current_token_scores)'''
+CHAPTER_05 = REPO / "chapters" / "05_sparse_autoencoders.ipynb"
+CHAPTER_05_SOLUTION = '''\
+def mmcs(W_dec, true_features):
+    cos = unit_rows(true_features) @ unit_rows(W_dec).T
+    return cos.max(dim=1).values.mean()
+
+mmcs = check(mmcs)'''
 CHAPTER_03 = REPO / "chapters" / "03_superposition.ipynb"
 CHAPTER_03_SOLUTION = '''\
 def dimensions_per_feature(W):
@@ -468,6 +476,23 @@ class ChapterCase:
     exercise_id: str
     widget_selector: str        # the chapter's widget, which must render
     extra_selector: str = ""    # something else that must be drawn in the page
+    interact: Callable[[Any], None] | None = None   # then use the widget as a learner would (gets the page)
+
+
+def pick_another_feature(page) -> None:
+    """Chapter 05's feature browser: type another feature number; the card must be redrawn for it."""
+    from playwright.sync_api import expect
+
+    picker = page.locator(".widget-vbox .widget-text input[type='number']").first
+    card = page.locator(".widget-vbox .widget-output img").first
+    picker.scroll_into_view_if_needed()
+    before = card.get_attribute("src")
+    new_value = "1" if picker.input_value() != "1" else "2"
+    picker.fill(new_value)
+    picker.press("Enter")
+    _poll(page, lambda: card.get_attribute("src") not in (None, before), CELL_TIMEOUT_S,
+          lambda: "the feature card was not redrawn after picking another feature")
+    expect(picker).to_have_value(new_value)
 
 
 CHAPTER_CASES = [
@@ -481,6 +506,9 @@ CHAPTER_CASES = [
                 ".widget-slider",                           # the checkpoint explorer
                 # circuitsvis drew its attention patterns (offline: the bundle comes with the first view)
                 'div[id^="mi-cv-"] canvas, div[id^="mi-cv-"] svg, div[id^="mi-cv-"] div'),
+    ChapterCase(CHAPTER_05, "def mmcs(", CHAPTER_05_SOLUTION, "05.mmcs",
+                ".widget-vbox .widget-output img",         # the feature browser's card
+                interact=pick_another_feature),
 ]
 
 
@@ -497,5 +525,7 @@ def test_chapter_in_jupyterlab(case, lab, page, tmp_path):
     if case.extra_selector:
         _poll(page, lambda: page.locator(case.extra_selector).count() > 0, 60,
               lambda: f"nothing matches {case.extra_selector!r} in the page")
+    if case.interact is not None:
+        case.interact(page)
     passed = json.loads(lab.progress.read_text())["passed"]
     assert case.exercise_id in passed, passed

@@ -326,6 +326,23 @@ def test_auroc_matches_counting_pairs():
     assert torch.isnan(L.auroc(scores, torch.zeros(60, dtype=torch.bool))).all()
 
 
+def test_average_ranks_share_ties_in_every_block_of_columns():
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.relu(torch.randn(50, 5, generator=gen)).round(decimals=1)
+    for chunk in (1, 2, 256):
+        ranks = L.average_ranks(scores, chunk=chunk)
+        for j in range(5):
+            col = scores[:, j]
+            below = (col[None, :] < col[:, None]).sum(1).double()
+            ties = (col[None, :] == col[:, None]).sum(1).double()
+            assert torch.equal(ranks[:, j], below + (ties + 1) / 2)
+    labels = {"a": torch.rand(50, generator=gen) < 0.2, "b": scores[:, 0] > 0, "none": torch.zeros(50, dtype=torch.bool)}
+    names, table = L.auroc_table(scores, labels)
+    assert names == ["a", "b"]
+    assert torch.allclose(table[1], L.auroc(scores, labels["b"]))
+    assert table[1, 0] == 1.0
+
+
 def test_labelled_rows_pack_like_the_zoo():
     from mi_course.residual_stream.prompts import HELD_OUT_FIRST_DOC, world_of
     from mi_course.zoo.world import SLOTS, SPORTS, token_rows, vocabulary

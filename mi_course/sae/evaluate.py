@@ -44,7 +44,7 @@ def spliced_losses(model: Any, sae: SAE, tokens: Tensor, hook_name: str,
 
     def splice(act, hook):
         out = act.clone()
-        out[:, 1:] = sae(act[:, 1:].float())[1].to(act.dtype)
+        out[:, 1:] = sae(act[:, 1:].float().to(sae.W_dec.device))[1].to(act.device, act.dtype)
         return out
 
     def ablate(act, hook):

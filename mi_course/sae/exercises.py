@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..checks.compare import describe_mismatch
-from ..checks.exercise import (Case, FunctionExercise, Mistake, arg_names, changed_in_place,
+from ..checks.exercise import (Case, CustomExercise, FunctionExercise, Mistake, arg_names, changed_in_place,
                               clone_args, randn, register)
 from ..checks.sandbox import call_with_timeout
 from . import autointerp, dashboard, dead, evaluate, ito, model, steering, toy
@@ -388,7 +388,82 @@ register(FunctionExercise(
            "whole damage (L_ablate - L_clean)."]))
 
 
-# --- 5.8 inference-time optimisation: gradient pursuit ----------------------------------------------
+# --- 5.8 find the bugs in the seed's pseudo-code -----------------------------------------------
+
+def _line(snippet: str, after: int = 0) -> int:
+    """The number of the first line of the seed's pseudo-code after line ``after`` containing ``snippet``."""
+    lines = ito.SEED_PSEUDOCODE.splitlines()
+    return next(n for n, text in enumerate(lines, start=1) if n > after and snippet in text)
+
+
+_MP_END = _line("return coefs")
+_GP_START = _line("def grad_pursuit(")
+# (lines that count as finding it, what is wrong); line numbers as ito.show_seed_pseudocode() prints them
+SEED_BUGS: list[tuple[frozenset[int], str]] = [
+    (frozenset({_line("abs(")}), f"line {_line('abs(')}: `abs` throws the sign away. A feature pointing against "
+     "the residual gets a positive coefficient, and the subtraction moves the residual the wrong way. Take the "
+     "signed inner products (non-negative coefficients need the largest, not the largest |.|)."),
+    (frozenset({_line("a = inner"), _line("residual - a")}),
+     f"line {_line('a = inner')}: `chosen_idx` is never defined; the line before called it `idx`."),
+    (frozenset({_line("weights[chosen_idx]")}), f"line {_line('weights[chosen_idx]')}: `weights[idx] = a` "
+     "overwrites. Matched pursuit may pick a feature again later; its coefficient must accumulate (`+=`), or "
+     "the weights no longer match the residual."),
+    (frozenset({_MP_END}), f"line {_MP_END}: returns `coefs`, which does not exist; the coefficients are `weights`."),
+    (frozenset({_line("weights * dictionary")}), f"line {_line('weights * dictionary')}: `weights * dictionary` "
+     "broadcasts to an [n, d] matrix; the reconstruction is the weighted sum of rows, `weights @ dictionary` "
+     "(einsum 'n,nd->d')."),
+    (frozenset({_line("max(weights")}), f"line {_line('max(weights')}: Python's `max(weights, 0)` compares a "
+     "whole vector with 0 (an error, or one of the two returned whole); clipping is element-wise: "
+     "`weights.clamp_min(0)`."),
+    (frozenset(range(_GP_START, len(ito.SEED_PSEUDOCODE.splitlines()) + 2)),
+     f"lines {_GP_START}-{len(ito.SEED_PSEUDOCODE.splitlines())}: `grad_pursuit` never returns anything: return the "
+     "weights (and the reconstruction `weights @ dictionary`)."),
+]
+_FINE = {
+    _line("selected_features = (weights"): "line {n} is fine: a coefficient clipped to 0 drops out of the selected "
+                                           "set, which is one reasonable choice",
+    _line("inner_products = einsum('nd"): "line {n} is fine: in the non-negative version the inner products are "
+                                          "*not* made absolute",
+    _line("step_size ="): "line {n} is fine: that is the optimal step size, (c · r) / (c · c), derived in the post",
+}
+
+
+def _judge_bugs(learner: Any) -> tuple[bool, str]:
+    if not callable(learner):
+        return False, "Pass the function `find_the_bugs` itself."
+    outcome = call_with_timeout(learner, (), {}, 5.0)
+    if outcome.error:
+        return False, outcome.error
+    try:
+        lines = {int(n) for n in outcome.value}
+    except (TypeError, ValueError):
+        return False, (f"Return a set of line numbers (ints), e.g. {{3, 17}}; got {type(outcome.value).__name__}.")
+    found = [message for accepted, message in SEED_BUGS if accepted & lines]
+    flagged = set().union(*(accepted for accepted, _ in SEED_BUGS))
+    wrong = sorted(lines - flagged)
+    problems = []
+    if wrong:
+        problems.append("; ".join(_FINE.get(n, "no bug on line {n}").format(n=n) for n in wrong))
+    if len(found) < len(SEED_BUGS):
+        left = len(SEED_BUGS) - len(found)
+        in_matched = sum(1 for accepted, _ in SEED_BUGS if min(accepted) <= _MP_END and not accepted & lines)
+        problems.append(f"{len(found)} of {len(SEED_BUGS)} bugs found; {left} to go "
+                        f"({in_matched} in matched pursuit, lines 1-{_MP_END}; {left - in_matched} in gradient pursuit, "
+                        f"lines {_MP_END + 2}-{len(ito.SEED_PSEUDOCODE.splitlines())})")
+    if problems:
+        return False, "Not yet: " + "; ".join(problems) + "."
+    return True, "All the bugs:\n- " + "\n- ".join(message for _, message in SEED_BUGS)
+
+
+register(CustomExercise(
+    id="05.find_the_bugs", title="Find the bugs in the seed's pseudo-code", reference=None, judge=_judge_bugs,
+    hints=["Read it as Python with torch: which names are used before they are defined? What does each "
+           "expression's shape come out as?",
+           "Two bugs are about names, two about shapes or element-wise operations, one about a sign, one about "
+           "accumulating, one about a missing line."]))
+
+
+# --- 5.9 inference-time optimisation: gradient pursuit ----------------------------------------------
 
 def _pursuit_cases(gen: torch.Generator) -> list[Case]:
     cases = []
@@ -445,7 +520,7 @@ register(FunctionExercise(
            "coeffs = (coeffs + step[:, None] * direction).clamp_min(0)."]))
 
 
-# --- 5.9 logit effects -------------------------------------------------------------------------------
+# --- 5.10 logit effects -------------------------------------------------------------------------------
 
 def _logit_cases(gen: torch.Generator) -> list[Case]:
     return [Case((_unit_rows(gen, 12, 6), randn(gen, 6, 30)), label="12 features, d_model 6, a vocabulary of 30"),
@@ -466,7 +541,7 @@ register(FunctionExercise(
            "For all features at once: W_dec @ W_U is [d_sae, d_vocab]; subtract its mean over the last dimension."]))
 
 
-# --- 5.10 scoring an explanation ------------------------------------------------------------------------
+# --- 5.11 scoring an explanation ------------------------------------------------------------------------
 
 def _score_cases(gen: torch.Generator) -> list[Case]:
     actual = torch.relu(randn(gen, 200)) * (torch.rand(200, generator=gen) < 0.2)
@@ -500,7 +575,7 @@ register(FunctionExercise(
            "If p.norm() * a.norm() == 0, return torch.tensor(0.0)."]))
 
 
-# --- 5.11 the Pareto frontier of steering ---------------------------------------------------------------
+# --- 5.12 the Pareto frontier of steering ---------------------------------------------------------------
 
 def _pareto_cases(gen: torch.Generator) -> list[Case]:
     success, cost = torch.rand(12, generator=gen), torch.rand(12, generator=gen)

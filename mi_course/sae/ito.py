@@ -66,6 +66,53 @@ def gradient_pursuit(x: Tensor, W_dec: Tensor, target_l0: int | Tensor) -> Tenso
     return coeffs
 
 
+# Seed note 002's pseudo-code, as published (only the docstrings shortened to comments). It has bugs;
+# chapter 05 asks the learner to find them (exercise 05.find_the_bugs) before writing gradient pursuit.
+SEED_PSEUDOCODE = """\
+def matched_pursuit_update_step(residual, weights, dictionary):
+  # residual: d, weights: n, dictionary: n x d
+  inner_products = abs(einsum('fv,v->f', dictionary, residual))
+  idx = argmax(inner_products)
+  a = inner_products[chosen_idx]
+  residual = residual - a * dictionary[chosen_idx]
+  weights[chosen_idx] = a
+  return residual, weights
+
+def matched_pursuit(signal, dictionary, target_l0):
+  residual = signal
+  weights = zeros(size=(dictionary.shape[0],))
+  for _ in range(target_l0):
+    residual, weights = matched_pursuit_update_step(residual, weights, dictionary)
+  reconstruction = einsum('fv, f -> v', dictionary, weights)
+  return coefs, reconstruction
+
+def grad_pursuit_update_step(signal, weights, dictionary):
+  # same as above: residual: d, weights: n, dictionary: n x d
+  residual = signal - weights * dictionary
+  selected_features = (weights != 0)
+  inner_products = einsum('nd, d -> n', dictionary, residual)
+  idx = argmax(inner_products)
+  selected_features[idx] = 1
+  grad = selected_features * inner_products
+  c = einsum('n,nd -> d', grad, dictionary)
+  step_size = einsum('d,d->', c, residual) / einsum('d,d->', c, c)
+  weights = weights + step_size * grad
+  weights = max(weights, 0)
+  return weights
+
+def grad_pursuit(signal, dictionary, target_l0):
+  weights = zeros(dictionary.shape[0])
+  for _ in range(target_l0):
+    weights = grad_pursuit_update_step(signal, weights, dictionary)
+"""
+
+
+def show_seed_pseudocode() -> None:
+    """Print :data:`SEED_PSEUDOCODE` with line numbers."""
+    for number, line in enumerate(SEED_PSEUDOCODE.splitlines(), start=1):
+        print(f"{number:3d}  {line}")
+
+
 def ito_reconstruct(sae: SAE, x: Tensor, target_l0: int | Tensor, method: str = "gradient"
                     ) -> tuple[Tensor, Tensor]:
     """Coefficients and reconstruction of ``x`` from ``sae``'s decoder by a pursuit.

@@ -61,6 +61,45 @@ def binary_labels(labels: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def average_ranks(scores: Tensor, chunk: int = 256) -> Tensor:
+    """1-based ranks within each column, tied values sharing their average rank.
+
+    Sorted in blocks of ``chunk`` columns; inside a block of equal values the first and last
+    positions come from running maxima and minima, so there is no loop over columns.
+
+    scores: [n, k] -> [n, k] float64
+    """
+    n, k = scores.shape
+    out = torch.empty(n, k, dtype=torch.float64)
+    pos = torch.arange(n, dtype=torch.float64)[:, None]
+    for start in range(0, k, chunk):
+        values, order = scores[:, start:start + chunk].sort(dim=0)
+        first_of_run = torch.ones_like(values, dtype=torch.bool)
+        first_of_run[1:] = values[1:] != values[:-1]
+        last_of_run = torch.ones_like(first_of_run)
+        last_of_run[:-1] = first_of_run[1:]
+        first = torch.where(first_of_run, pos, 0.0).cummax(dim=0).values
+        last = torch.where(last_of_run, pos, float(n)).flip(0).cummin(dim=0).values.flip(0)
+        out[:, start:start + chunk].scatter_(0, order, (first + last) / 2 + 1)
+    return out
+
+
+def auroc_many(scores: Tensor, positives: Tensor) -> Tensor:
+    """AUROC of every column of ``scores`` for every label (see :func:`auroc`), from one ranking.
+
+    The Mann-Whitney U statistic: the positives' rank sum, less its minimum, over n_pos * n_neg.
+
+    scores: [n, k]; positives: [n, n_labels] bool -> [n_labels, k] (NaN for a label with one class)
+    """
+    ranks = average_ranks(scores)
+    n_pos = positives.sum(0).double()                              # [n_labels]
+    n_neg = positives.shape[0] - n_pos
+    rank_sums = positives.double().T @ ranks                       # [n_labels, k]
+    out = (rank_sums - (n_pos * (n_pos + 1) / 2)[:, None]) / (n_pos * n_neg)[:, None]
+    out[(n_pos == 0) | (n_neg == 0)] = float("nan")
+    return out.float()
+
+
 def auroc(scores: Tensor, positive: Tensor) -> Tensor:
     """Area under the ROC curve of each column of ``scores`` as a detector of ``positive``.
 
@@ -70,18 +109,7 @@ def auroc(scores: Tensor, positive: Tensor) -> Tensor:
 
     scores: [n, k]; positive: [n] bool -> [k]
     """
-    n_pos = int(positive.sum())
-    n_neg = positive.numel() - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return torch.full((scores.shape[1],), float("nan"))
-    out = torch.empty(scores.shape[1], dtype=torch.float64)
-    for j in range(scores.shape[1]):
-        values, inverse, counts = torch.unique(scores[:, j], return_inverse=True, return_counts=True)
-        ends = counts.cumsum(0).double()
-        mean_rank = ends - (counts.double() - 1) / 2            # 1-based rank, averaged over ties
-        rank_sum = mean_rank[inverse][positive].sum()
-        out[j] = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return out.float()
+    return auroc_many(scores, positive[:, None])[0]
 
 
 def auroc_table(f: Tensor, labels: dict[str, Tensor], population: Tensor | None = None) -> tuple[list[str], Tensor]:
@@ -96,7 +124,9 @@ def auroc_table(f: Tensor, labels: dict[str, Tensor], population: Tensor | None 
     if population is not None:
         f, labels = f[population], {name: y[population] for name, y in labels.items()}
     names = [name for name, y in labels.items() if 0 < int(y.sum()) < y.numel()]
-    return names, torch.stack([auroc(f, labels[name]) for name in names])
+    if not names:
+        return names, torch.empty(0, f.shape[1])
+    return names, auroc_many(f, torch.stack([labels[name] for name in names], dim=1))
 
 
 def clean_matches(f: Tensor, labels: dict[str, Tensor], population: Tensor, threshold: float = 0.9

@@ -89,3 +89,53 @@ def plot_pareto(success: Tensor, cost: Tensor, coeffs: Sequence[float], front: T
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def plot_label_matches(matches: dict[str, tuple[int, float, float]], title: str) -> plt.Figure:
+    """For each label, its best feature's AUROC against all tokens and within the label's family
+    (``labels.clean_matches``'s output); the dashed line is the 0.9 bar of a clean match."""
+    names = list(matches)
+    x = torch.arange(len(names)).float()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(names) + 1.5), 3.4))
+    ax.bar((x - 0.2).tolist(), [m[1] for m in matches.values()], width=0.4, label="against all tokens")
+    ax.bar((x + 0.2).tolist(), [m[2] for m in matches.values()], width=0.4, label="within its family")
+    ax.axhline(0.9, color="gray", ls="--", lw=1)
+    ax.set_xticks(x.tolist(), [f"{n}\nF{m[0]}" for n, m in matches.items()], fontsize=8)
+    ax.set(ylim=(0.4, 1.02), ylabel="AUROC of the best feature", title=title)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ito(target_l0: Sequence[int], curves: dict[str, Sequence[float]], encoder: tuple[float, float]) -> plt.Figure:
+    """Variance explained against L0: each pursuit at several target L0s, the encoder as one point."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for name, ve in curves.items():
+        ax.plot(list(target_l0), list(ve), "o-", label=name)
+    ax.scatter([encoder[0]], [encoder[1]], marker="*", s=140, color="black", zorder=3, label="the SAE's encoder")
+    ax.set(xlabel="L0 (features per token)", ylabel="variance explained",
+           title="Same dictionary, different coefficients")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_steering(curves: dict[str, tuple[Tensor, Tensor]], coeffs: Sequence[float],
+                  fronts: dict[str, Tensor] | None = None) -> plt.Figure:
+    """Steering success against collateral loss, one curve per direction ({name: (cost, success)}) over
+    the same coefficients; points on a direction's Pareto frontier (``fronts``) are filled, others hollow."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, (cost, success) in curves.items():
+        line, = ax.plot(cost.tolist(), success.tolist(), "-", alpha=0.6, label=name)
+        front = fronts[name] if fronts is not None else torch.ones_like(cost, dtype=torch.bool)
+        ax.scatter(cost[front].tolist(), success[front].tolist(), color=line.get_color(), zorder=3)
+        ax.scatter(cost[~front].tolist(), success[~front].tolist(), facecolors="none",
+                   edgecolors=line.get_color(), zorder=3)
+        k = int(success.argmax())
+        ax.annotate(f"×{coeffs[k]:g}", (cost[k].item(), success[k].item()), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7, color=line.get_color())
+    ax.set(xlabel="loss on positions not steered (nats)", ylabel="share of prompts steered to the target",
+           title="Steering: success against damage (filled: Pareto frontier)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
