@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.mi-course-installed
 PYTEST_ARGS ?=
 
-.PHONY: lab test setup browser build bench clean-venv
+.PHONY: lab test setup browser build bench bench-saelens clean-venv
 
 setup: $(STAMP)
 
@@ -39,6 +39,21 @@ test: setup browser
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# Optional: our SAE trainer and SAELens-format files against the real sae-lens (not part of test or bench).
+# sae-lens needs TransformerLens < 4, so it gets a venv of its own; torch is pinned to the CPU wheel first.
+SAELENS_VENV    ?= benchmarks/.venv-saelens
+SAELENS_VERSION := 6.54.12
+SAELENS_STAMP   := $(SAELENS_VENV)/.sae-lens-$(SAELENS_VERSION)
+
+$(SAELENS_STAMP):
+	@test -x $(SAELENS_VENV)/bin/python || python3 -m venv $(SAELENS_VENV)
+	$(SAELENS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(SAELENS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 sae-lens==$(SAELENS_VERSION)
+	@touch $@
+
+bench-saelens: setup $(SAELENS_STAMP)
+	SAELENS_PYTHON=$(SAELENS_VENV)/bin/python $(PY) benchmarks/saelens_compare.py
 
 clean-venv:
 	rm -rf $(VENV)

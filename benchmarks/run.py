@@ -49,8 +49,12 @@ def notebook_run(path: Path) -> dict:
         kernel_peak = 0
         while proc.poll() is None:
             peak = max(peak, _tree_rss(proc))
-            kernels = [c for c in proc.children(recursive=True) if "ipykernel" in " ".join(c.cmdline())]
-            kernel_peak = max([kernel_peak] + [k.memory_info().rss for k in kernels if k.is_running()])
+            for child in proc.children(recursive=True):
+                try:                      # a child may exit (or be a zombie) between listing and reading it
+                    if "ipykernel" in " ".join(child.cmdline()):
+                        kernel_peak = max(kernel_peak, child.memory_info().rss)
+                except psutil.Error:
+                    pass
             time.sleep(0.2)
         wall = time.perf_counter() - start
         if proc.returncode != 0:

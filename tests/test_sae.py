@@ -625,6 +625,26 @@ def test_figures_draw(data):
     assert plots.plot_pareto(success, cost, [0, 8, 16], St.pareto_front(success, cost)).axes
 
 
+def test_gradient_clipping_bounds_the_first_step(data):
+    """With clip_grad_norm, the gradient Adam sees has total norm at most the bound at every step (SAELens clips
+    at 1.0 always; benchmarks/saelens_compare.py shows what that does to the trained SAE)."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+    seen = []
+    for clip in (None, 1e-3):
+        sae = S.SAE(D, 8, seed=0)
+        config = S.SAETrainConfig(steps=3, batch_size=32, l1_coeff=0.1, clip_grad_norm=clip, progress=False)
+        optimizer_steps = []
+        handle = register_optimizer_step_pre_hook(
+            lambda opt, *_: optimizer_steps.append(torch.sqrt(sum((p.grad ** 2).sum() for p in opt.param_groups[0]["params"]
+                                                                  if p.grad is not None))))
+        try:
+            S.train_sae(sae, data.sample, config)
+        finally:
+            handle.remove()
+        seen.append(torch.stack(optimizer_steps))
+    assert (seen[0] > 1e-2).all() and (seen[1] <= 1e-3 + 1e-7).all()
+
+
 def test_training_works_with_autograd_switched_off(data):
     sae = S.SAE(D, 8, seed=0)
     before = sae.W_dec.detach().clone()

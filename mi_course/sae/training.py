@@ -32,6 +32,7 @@ class SAETrainConfig:
     resample_every: int = 0         # steps; 0 = never
     resample_sample: int = 4_096    # inputs scored when resampling
     ghost_grads: bool = False
+    clip_grad_norm: float | None = None   # clip the gradient's total norm before each step (SAELens always uses 1.0)
     log_every: int = 25
     progress: bool = True
     description: str = "training SAE"
@@ -79,6 +80,8 @@ def train_sae(sae: SAE, data: Sampler | Tensor, config: SAETrainConfig | None = 
             optimizer.zero_grad(set_to_none=True)
             (loss + ghost).backward()
         sae.project_decoder_grad()
+        if config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(sae.parameters(), config.clip_grad_norm)
         optimizer.step()
         sae.normalise_decoder()
         fired = (f.detach() > 0).any(0)
