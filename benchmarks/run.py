@@ -1,6 +1,7 @@
 """Benchmarks: notebook wall time and peak memory, batched vs looped training, widget latency,
-zoo loading (each shipped model, after import), the offline failure of a hub name, and batched
-activation patching against TransformerLens's patching module.
+zoo loading (each shipped model, after import), the offline failure of a hub name, batched
+activation patching against TransformerLens's patching module, and attribution patching against
+exact patching.
 
 Run with `make bench` (or `.venv/bin/python benchmarks/run.py [--skip-notebooks]`).
 Numbers are printed and written to benchmarks/results.json; they are reported,
@@ -122,25 +123,32 @@ def zoo_loading() -> dict:
     return {**rounded, "load_s": {k: round(v, 2) for k, v in raw["load_s"].items()}}
 
 
+def _fact_pairs(n_prompts: int):
+    """gelu-3l-facts, ``n_prompts`` clean/corrupted pairs (different sports), the clean cache and the mean
+    logit difference as the metric."""
+    from mi_course import models
+    from mi_course.fact_recall import pairs, patching
+
+    model = models.load("gelu-3l-facts", device="cpu")
+    P = pairs.make_pairs(pairs.fact_prompts(model), n_prompts)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(P.clean)
+
+    def metric(logits):
+        return patching.logit_diff(logits, P.answer, P.wrong).mean()
+
+    return model, P, cache, metric
+
+
 def patching_sweeps(n_prompts: int = 32, repeats: int = 3) -> dict:
     """Chapter 06's batched exact patching against TransformerLens's ``patching`` module (one sweep at a
     time): seconds for the residual-stream, MLP and head sweeps on the fact model, and the largest difference."""
     from transformer_lens import patching as tl_patching
 
-    from mi_course import models
     from mi_course.fact_recall import patching
-    from mi_course.residual_stream import prompts
 
-    model = models.load("gelu-3l-facts", device="cpu")
-    P = prompts.world_fact_prompts()
-    clean, corrupt = P.tokens[:n_prompts], P.tokens[n_prompts:2 * n_prompts]
-    a, b = P.answers[:n_prompts], P.answers[n_prompts:2 * n_prompts]
-    with torch.no_grad():
-        _, cache = model.run_with_cache(clean)
-
-    def metric(logits):
-        return patching.logit_diff(logits, a, b).mean()
-
+    model, P, cache, metric = _fact_pairs(n_prompts)
+    clean, corrupt = P.clean, P.corrupt
     L, T, H = model.cfg.n_layers, clean.shape[1], model.cfg.n_heads
     out = {}
     for kind, sites, theirs in (("resid", patching.residual_sites(L, T), tl_patching.get_act_patch_resid_pre),
@@ -160,6 +168,48 @@ def patching_sweeps(n_prompts: int = 32, repeats: int = 3) -> dict:
     return out
 
 
+def atp_vs_exact(n_prompts: int = 32, repeats: int = 5) -> dict:
+    """Attribution patching against exact patching of every head at every position, on the fact model:
+    seconds for each (and for TransformerLens's one-forward-per-patch sweep), and how well AtP ranks the
+    heads (Spearman, of the effects and of their sizes) per (head, position) node and per head (AtP summed over
+    positions against patching the head at every position)."""
+    from transformer_lens import patching as tl_patching
+
+    from mi_course.fact_recall import atp, patching
+
+    model, P, cache, metric = _fact_pairs(n_prompts)
+    clean, corrupt = P.clean, P.corrupt
+    with torch.no_grad():
+        baseline = metric(model(corrupt))
+    L, T, H = model.cfg.n_layers, clean.shape[1], model.cfg.n_heads
+    sites = patching.head_position_sites(L, H, T)
+
+    def best_of(f):
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            value = f()
+            seconds.append(time.perf_counter() - start)
+        return value, min(seconds)
+
+    exact, exact_s = best_of(lambda: patching.patch_sweep(model, corrupt, cache, sites, metric).view(L, T, H) - baseline)
+    estimate, atp_s = best_of(lambda: atp.head_position_attribution(model, cache, corrupt, metric))
+    reference, tl_s = best_of(lambda: tl_patching.get_act_patch_attn_head_out_by_pos(model, corrupt, cache, metric))
+    heads = patching.patch_sweep(model, corrupt, cache, patching.head_sites(L, H), metric).view(L, H) - baseline
+    # a node whose patch cannot reach the metric (before the names, or in the last layer before the last
+    # position) is exactly 0 in both: the second Spearman leaves out those ties
+    moved = exact != 0
+    return {"nodes": len(sites), "nodes_that_change_anything": int(moved.sum()),
+            "exact_max_abs_difference_from_transformer_lens": float((exact + baseline - reference.float()).abs().max()),
+            "exact_s": round(exact_s, 4), "atp_s": round(atp_s, 4), "transformer_lens_exact_s": round(tl_s, 4),
+            "exact_over_atp": round(exact_s / atp_s, 1), "transformer_lens_exact_over_atp": round(tl_s / atp_s, 1),
+            "spearman_head_position_nodes": round(atp.spearman(estimate, exact), 3),
+            "spearman_nodes_that_change_anything": round(atp.spearman(estimate[moved], exact[moved]), 3),
+            "spearman_abs_nodes_that_change_anything": round(atp.spearman(estimate[moved].abs(), exact[moved].abs()), 3),
+            "spearman_heads_summed_over_positions": round(atp.spearman(estimate.sum(1), heads), 3),
+            "spearman_abs_heads_summed_over_positions": round(atp.spearman(estimate.sum(1).abs(), heads.abs()), 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-notebooks", action="store_true")
@@ -176,6 +226,8 @@ def main() -> None:
     print("zoo loading:", results["zoo_loading"], flush=True)
     results["patching_sweeps"] = {f"{n}_prompts": patching_sweeps(n) for n in (8, 32)}
     print("patching sweeps:", results["patching_sweeps"], flush=True)
+    results["atp_vs_exact"] = atp_vs_exact()
+    print("AtP vs exact:", results["atp_vs_exact"], flush=True)
     if not args.skip_notebooks:
         results["notebooks"] = []
         for nb in sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb")):

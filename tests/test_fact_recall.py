@@ -7,24 +7,16 @@ import pytest
 import torch
 from transformer_lens import patching as tl_patching
 
-from mi_course.fact_recall import patching
+from mi_course.fact_recall import pairs, patching
 from mi_course.residual_stream import prompts
 from mi_course.zoo import models
-
-
-def _pairs(P: prompts.FactPrompts, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """n clean prompts and, for each, another person with a different sport (same template)."""
-    gen = torch.Generator().manual_seed(seed)
-    clean = torch.randperm(len(P.names), generator=gen)[:n]
-    corrupt = torch.tensor([next(j for j in torch.randperm(len(P.names), generator=gen).tolist()
-                                 if P.labels[j] != P.labels[i]) for i in clean.tolist()])
-    return P.tokens[clean], P.tokens[corrupt], P.answers[clean], P.answers[corrupt]
 
 
 @pytest.fixture(scope="module")
 def setup():
     model = models.load("gelu-3l-facts", device="cpu")
-    clean, corrupt, a_clean, a_corrupt = _pairs(prompts.world_fact_prompts(), 16)
+    P = pairs.make_pairs(prompts.world_fact_prompts(), 16)
+    clean, corrupt, a_clean, a_corrupt = P.clean, P.corrupt, P.answer, P.wrong
     with torch.no_grad():
         clean_logits, cache = model.run_with_cache(clean)
         corrupt_logits = model(corrupt)
@@ -53,8 +45,48 @@ def test_batched_sweeps_match_transformer_lens(setup, kind):
         "heads": (patching.head_sites(L, H), tl_patching.get_act_patch_attn_head_out_all_pos),
     }[kind]
     ours = patching.patch_sweep(model, corrupt, cache, sites, metric, max_rows=100)   # several chunks
+    assert patching._RESUMABLE[model]        # patched copies resumed the corrupted run from the middle
     expected = theirs(model, corrupt, cache, metric)
     torch.testing.assert_close(ours.view_as(expected), expected.float().cpu(), atol=1e-5, rtol=0)
+
+
+def _one_patch(model, corrupt, cache, site, metric) -> float:
+    """The plain way: one forward pass on the corrupted batch with one hook restoring ``site``."""
+    index = (slice(None), site.pos) + (() if site.head is None else (site.head,))
+
+    def restore(act, hook):
+        act = act.clone()
+        act[index] = cache[site.hook][index]
+        return act
+
+    with torch.no_grad():
+        return float(metric(model.run_with_hooks(corrupt, fwd_hooks=[(site.hook, restore)])))
+
+
+def test_head_position_sweep_matches_one_patch_at_a_time(setup):
+    """Each head at each position, patched separately: the same numbers as one hooked forward pass per patch,
+    for heads in every layer and positions before, at and after the first changed token (at 0, nothing changes)."""
+    model, clean, corrupt, cache, metric, _, _ = setup
+    L, T, H = model.cfg.n_layers, clean.shape[1], model.cfg.n_heads
+    sites = patching.head_position_sites(L, H, T)
+    assert len(sites) == L * T * H and sites[T * H + H + 2] == patching.Site("blocks.1.attn.hook_z", 1, 2)
+    sweep = patching.patch_sweep(model, corrupt, cache, sites, metric, max_rows=40).view(L, T, H)
+    for l, p, h in [(0, 0, 0), (0, 4, 1), (0, T - 1, 3), (1, 5, 0), (1, T - 2, 2), (L - 1, 4, 3), (L - 1, T - 1, 1)]:
+        expected = _one_patch(model, corrupt, cache, patching.Site(f"blocks.{l}.attn.hook_z", p, h), metric)
+        assert sweep[l, p, h].item() == pytest.approx(expected, abs=1e-5)
+    assert sweep[0, 0].abs().max() < 1e-6         # the first token is the same in every prompt: nothing to restore
+
+
+def test_a_sweep_under_hooks_patches_the_hooked_model(setup):
+    """With an MLP zero-ablated by a hook, resuming the corrupted run from the middle would skip the hook:
+    the sweep falls back to hooked forward passes, and patches the ablated model."""
+    model, _, corrupt, cache, metric, _, _ = setup
+    sites = [patching.Site("blocks.1.hook_resid_pre", 5), patching.Site("blocks.2.attn.hook_z", 7, 1)]
+    with model.hooks(fwd_hooks=[("blocks.0.hook_mlp_out", lambda act, hook: torch.zeros_like(act))]):
+        swept = patching.patch_sweep(model, corrupt, cache, sites, metric)
+        expected = torch.tensor([_one_patch(model, corrupt, cache, s, metric) for s in sites])
+    torch.testing.assert_close(swept, expected, atol=1e-5, rtol=0)
+    assert (swept - patching.patch_sweep(model, corrupt, cache, sites, metric)).abs().max() > 0.01
 
 
 def test_restoring_the_last_position_restores_the_answer(setup):
@@ -70,16 +102,21 @@ def test_restoring_the_last_position_restores_the_answer(setup):
 
 def test_patch_sweep_on_a_tiny_gpt2(tiny_gpt2):
     gpt2 = models.load(str(tiny_gpt2[0]), device="cpu")
-    clean, corrupt = torch.randint(1, 400, (3, 6)), torch.randint(1, 400, (3, 6))
+    clean = torch.randint(1, 400, (3, 6))
+    corrupt = torch.cat([clean[:, :2], torch.randint(1, 400, (3, 4))], dim=1)   # a shared prefix, as in real pairs
     with torch.no_grad():
         _, cache = gpt2.run_with_cache(clean)
 
     def metric(logits):
-        return logits[:, -1, 5].mean()
+        return logits[:, -1, 5].mean() + logits[:, 3, 7].mean()
 
-    ours = patching.patch_sweep(gpt2, corrupt, cache, patching.head_sites(2, 2), metric)
-    torch.testing.assert_close(ours.view(2, 2), tl_patching.get_act_patch_attn_head_out_all_pos(gpt2, corrupt, cache, metric).float(),
-                               atol=1e-5, rtol=0)
+    for sites, theirs in ((patching.head_sites(2, 2), tl_patching.get_act_patch_attn_head_out_all_pos),
+                          (patching.residual_sites(2, 6), tl_patching.get_act_patch_resid_pre),
+                          (patching.head_position_sites(2, 2, 6), tl_patching.get_act_patch_attn_head_out_by_pos)):
+        ours = patching.patch_sweep(gpt2, corrupt, cache, sites, metric, max_rows=7)
+        expected = theirs(gpt2, corrupt, cache, metric).float()
+        torch.testing.assert_close(ours.view_as(expected), expected, atol=1e-5, rtol=0)
+    assert patching._RESUMABLE[gpt2]         # patched copies resumed the corrupted run from the middle
 
 
 def test_attribution_patching_is_the_first_order_effect(setup):

@@ -1,10 +1,12 @@
 """Chapter 06, fact recall (in progress: the chapter's issue adds the rest).
 
 - :mod:`.patching`: activation patching, batched: a whole sweep (layers x positions, heads, MLPs)
-  in one chunked forward pass, checked against TransformerLens's ``patching`` module; where the fact
-  sits (``lookup_sites``); zero- and mean-ablation hooks;
+  in a few forward passes that resume the corrupted run at each patch, checked against
+  TransformerLens's ``patching`` module; where the fact sits (``lookup_sites``); ablation hooks;
+- :mod:`.pairs`: clean/corrupted prompt pairs, the normalised metric, and where the lookup happens;
 - :mod:`.atp`: attribution patching, every patch of a sweep from two forward passes and one backward,
   AtP*'s QK fix (exact softmax for patched queries and keys) and GradDrop;
+- :mod:`.saturation`: a key attribution patching misses on saturated attention, and the QK fix finds;
 - :mod:`.lookup`: the non-linear excess of the sport logit (is the lookup an AND of both names?);
 - :mod:`.neurons`: key-value neurons, congruence with the unembedding, head attribution.
 """

@@ -45,6 +45,15 @@ def head_attribution(model: Any, clean_cache: Any, corrupt: Tensor, metric: Call
     return torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 1, 3)) for n in names]).cpu()
 
 
+def head_position_attribution(model: Any, clean_cache: Any, corrupt: Tensor,
+                              metric: Callable[[Tensor], Tensor]) -> Tensor:
+    """AtP estimate for each head's output at each position separately (as
+    :func:`.patching.head_position_sites` patches it). -> [layers, pos, heads]"""
+    names = [f"blocks.{l}.attn.hook_z" for l in range(model.cfg.n_layers)]
+    acts, grads = gradients(model, corrupt, names, metric)
+    return torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 3)) for n in names]).cpu()
+
+
 def spearman(a: Tensor, b: Tensor) -> float:
     """Spearman rank correlation of two flattened tensors (ties broken by order)."""
     ra = a.flatten().argsort().argsort().float()
@@ -90,10 +99,16 @@ def graddrop_head_attribution(model: Any, clean_cache: Any, corrupt: Tensor, met
     def stop_gradient(act: Tensor, hook: Any) -> Tensor:
         return act.detach()
 
-    total = torch.zeros(L, model.cfg.n_heads)
+    estimates = []
     for dropped in range(L):
         writes = [f"blocks.{dropped}.hook_attn_out"] + ([] if model.cfg.attn_only else [f"blocks.{dropped}.hook_mlp_out"])
         with model.hooks(fwd_hooks=[(w, stop_gradient) for w in writes]):
             acts, grads = gradients(model, corrupt, names, metric)
-        total += torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 1, 3)) for n in names]).abs().cpu()
-    return total / max(L - 1, 1)
+        estimates.append(torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 1, 3)) for n in names]).cpu())
+    return graddrop_combine(torch.stack(estimates))
+
+
+def graddrop_combine(estimates: Tensor) -> Tensor:
+    """GradDrop's score from the L runs, each with one layer's gradient dropped: ``sum_l |estimate_l| / (L - 1)``
+    (divided by 1 for a single layer). estimates: [L, ...] -> [...]"""
+    return estimates.abs().sum(0) / max(estimates.shape[0] - 1, 1)

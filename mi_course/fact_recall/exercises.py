@@ -152,19 +152,13 @@ register(FunctionExercise(
 
 # --- 6.7 GradDrop: combining the dropped-layer estimates ---------------------------------------------
 
-def graddrop_combine(estimates: Tensor) -> Tensor:
-    """AtP*'s GradDrop: ``sum_l |estimate_l| / (L - 1)`` over the L runs, each with layer l's gradient dropped.
-    estimates: [L, ...] -> [...]"""
-    return estimates.abs().sum(0) / max(estimates.shape[0] - 1, 1)
-
-
 def _graddrop_cases(gen: torch.Generator) -> list[Case]:
     return [Case((randn(gen, 3, 3, 4),), label="3 dropped layers, estimates for 3 x 4 heads"),
             Case((randn(gen, 1, 5),), label="a one-layer model (L - 1 = 0: divide by 1)")]
 
 
 register(FunctionExercise(
-    id="06.graddrop_combine", title="GradDrop", reference=graddrop_combine, cases=_graddrop_cases,
+    id="06.graddrop_combine", title="GradDrop", reference=atp.graddrop_combine, cases=_graddrop_cases,
     mistakes=[Mistake(lambda e: e.sum(0).abs() / max(e.shape[0] - 1, 1),
                       "Take the absolute value of each run before summing: the point is that a node whose effects "
                       "cancel in one run can show up large in another."),
