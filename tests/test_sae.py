@@ -195,18 +195,10 @@ def test_ghost_grads_loss_is_scaled_by_the_dead_fraction():
     assert torch.isclose(wide, S.ghost_grads_loss(x, x_hat, pre, W_dec, dead) / 2)
 
 
-def _half_dead_sae(d_in, d_sae):
-    """An SAE whose first half of features starts dead (bias -2: they never fire on the toy data)."""
-    sae = S.SAE(d_in, d_sae, seed=0)
-    with torch.no_grad():
-        sae.b_enc[: d_sae // 2] = -2.0
-    return sae
-
-
 @pytest.mark.parametrize("remedy", ["resample", "ghost"])
 def test_dead_feature_remedies_bring_features_back(data, remedy):
     base = dataclasses.replace(S.TOY_CONFIG, progress=False)
-    plain, treated = _half_dead_sae(D, N_TRUE), _half_dead_sae(D, N_TRUE)
+    plain, treated = S.half_dead_sae(D, N_TRUE), S.half_dead_sae(D, N_TRUE)
     h_plain = S.train_sae(plain, data.sample, base)
     config = dataclasses.replace(base, resample_every=500) if remedy == "resample" else \
         dataclasses.replace(base, ghost_grads=True)

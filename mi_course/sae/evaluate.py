@@ -6,6 +6,8 @@
   the activation and see how much of the damage done by ablating the activation it avoids,
   ``(L_ablate - L_spliced) / (L_ablate - L_clean)``: 1 is perfect, 0 no better than ablation;
 - **dead and dense features**: never active, or active on more than a tenth of the tokens.
+
+:func:`summary` computes them all at once.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .model import SAE
+from .model import SAE, l0, variance_explained
 
 
 def loss_recovered(clean: float | Tensor, spliced: float | Tensor, ablated: float | Tensor) -> Tensor:
@@ -67,3 +69,14 @@ def feature_frequencies(f: Tensor) -> Tensor:
 def dead_and_dense(frequencies: Tensor, dense_above: float = 0.1) -> tuple[int, int]:
     """How many features never fire, and how many fire on more than ``dense_above`` of the tokens."""
     return int((frequencies == 0).sum()), int((frequencies > dense_above).sum())
+
+
+def summary(model: Any, sae: SAE, x: Tensor, tokens: Tensor, hook_name: str) -> dict[str, Any]:
+    """The field's numbers for an SAE: L0 and variance explained on activations ``x`` [n, d_in], the
+    next-token losses with the reconstruction spliced in on ``tokens`` [batch, pos] at ``hook_name``, and
+    the dead and dense features. -> {"l0", "variance_explained", "ce_loss": {...}, "dead", "dense"}"""
+    with torch.no_grad():
+        f, x_hat = sae(x)
+    dead, dense = dead_and_dense(feature_frequencies(f))
+    return {"l0": l0(f).item(), "variance_explained": variance_explained(x, x_hat).item(),
+            "ce_loss": spliced_losses(model, sae, tokens, hook_name), "dead": dead, "dense": dense}

@@ -23,9 +23,9 @@ import torch
 from ..zoo import models
 from ..zoo.world import SLOTS, World, token_rows
 from .activations import collect_activations
-from .evaluate import dead_and_dense, feature_frequencies, spliced_losses
+from .evaluate import summary
 from .labels import binary_labels, clean_matches, labelled_rows
-from .model import SAE, l0, variance_explained
+from .model import SAE
 from .saelens_format import load_saelens, save_saelens
 from .training import SAETrainConfig, train_sae
 
@@ -82,17 +82,15 @@ def measure(sae: SAE, recipe: SAERecipe, n_rows: int = 64, device: str = "cpu") 
     model = models.load(recipe.model, device=device)
     tokens, labels = labelled_rows(_world(recipe), n_rows, model.cfg.n_ctx, HELD_OUT_FIRST_DOC)
     acts = collect_activations(model, tokens, recipe.hook)
+    metrics = summary(model, sae, acts, tokens[:16], recipe.hook)
     with torch.no_grad():
-        f, x_hat = sae(acts)
-    losses = spliced_losses(model, sae, tokens[:16], recipe.hook)
-    dead, dense = dead_and_dense(feature_frequencies(f))
+        f = sae.encode(acts)
     flat = {k: v[:, 1:].reshape(-1) for k, v in labels.items()}           # BOS dropped, as in the activations
     binary = {k: v for k, v in binary_labels(flat).items() if k.startswith("sport word: ")}
     matches = clean_matches(f, binary, flat["slot"] == SLOTS.index("sport"))
     clean = {k.removeprefix("sport word: "): {"feature": m[0], "auroc": round(m[1], 4), "auroc_within_sports": round(m[2], 4)}
              for k, m in matches.items()}
-    return {"l0": l0(f).item(), "variance_explained": variance_explained(acts, x_hat).item(),
-            "ce_loss": {k: round(v, 4) for k, v in losses.items()}, "dead": dead, "dense": dense,
+    return {**metrics, "ce_loss": {k: round(v, 4) for k, v in metrics["ce_loss"].items()},
             "sport_features": clean,
             "sports_with_a_clean_feature": sum(m["auroc"] > 0.9 and m["auroc_within_sports"] > 0.9 for m in clean.values())}
 

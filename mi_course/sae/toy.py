@@ -75,6 +75,15 @@ def train_toy_sae(data: ToyData, d_sae: int, config: SAETrainConfig = TOY_CONFIG
     return sae, history
 
 
+def half_dead_sae(d_in: int, d_sae: int, seed: int = 0, bias: float = -2.0) -> SAE:
+    """An SAE whose first half of features starts dead: encoder bias ``bias``, so on the toy data (inputs of
+    norm about 1) they never fire. For watching the dead-feature remedies bring them back."""
+    sae = SAE(d_in, d_sae, seed=seed)
+    with torch.no_grad():
+        sae.b_enc[: d_sae // 2] = bias
+    return sae
+
+
 def width_sweep(data: ToyData, widths: list[int], config: SAETrainConfig = TOY_CONFIG,
                 progress: bool = True) -> Tensor:
     """Train one SAE per width; returns each one's MMCS against the true features: [len(widths)]."""
