@@ -41,7 +41,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("03", "superposition", "Toy models of superposition", "ready", "superposition"),
     Chapter("04", "induction", "Induction heads", "ready", "induction"),
     Chapter("05", "sparse_autoencoders", "Sparse autoencoders", "ready", "sae"),
-    Chapter("06", "fact_recall", "Fact recall", "planned", "fact_recall"),
+    Chapter("06", "fact_recall", "Fact recall", "ready", "fact_recall"),
 )
 
 

@@ -75,6 +75,12 @@ def mmcs(W_dec, true_features):
     return cos.max(dim=1).values.mean()
 
 mmcs = check(mmcs)'''
+CHAPTER_06 = REPO / "chapters" / "06_fact_recall.ipynb"
+CHAPTER_06_SOLUTION = '''\
+def normalised_metric(value, clean, corrupt):
+    return ((value - corrupt) / (clean - corrupt)).mean()
+
+normalised_metric = check(normalised_metric)'''
 CHAPTER_03 = REPO / "chapters" / "03_superposition.ipynb"
 CHAPTER_03_SOLUTION = '''\
 def dimensions_per_feature(W):
@@ -495,6 +501,17 @@ def pick_another_feature(page) -> None:
     expect(picker).to_have_value(new_value)
 
 
+def patch_the_residual_stream(page) -> None:
+    """Chapter 06's patching explorer: switch from head outputs to the residual stream; the maps must be redrawn."""
+    button = page.locator(".widget-toggle-button", has_text="residual stream").first
+    maps = page.locator(".widget-vbox .widget-output img").first
+    button.scroll_into_view_if_needed()
+    before = maps.get_attribute("src")
+    button.click()
+    _poll(page, lambda: maps.get_attribute("src") not in (None, before), CELL_TIMEOUT_S,
+          lambda: "the patching maps were not redrawn after switching to the residual stream")
+
+
 CHAPTER_CASES = [
     ChapterCase(CHAPTER_01, "def kurtosis(", CHAPTER_01_SOLUTION, "01.kurtosis",
                 ".widget-dropdown"),                        # residual_explorer's person picker
@@ -509,6 +526,9 @@ CHAPTER_CASES = [
     ChapterCase(CHAPTER_05, "def mmcs(", CHAPTER_05_SOLUTION, "05.mmcs",
                 ".widget-vbox .widget-output img",         # the feature browser's card
                 interact=pick_another_feature),
+    ChapterCase(CHAPTER_06, "def normalised_metric(", CHAPTER_06_SOLUTION, "06.normalised_metric",
+                ".widget-vbox .widget-output img",         # the patching explorer's maps
+                interact=patch_the_residual_stream),
 ]
 
 

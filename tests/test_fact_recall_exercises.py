@@ -41,3 +41,47 @@ def test_pairs_differ_in_sport():
     p = pairs.make_pairs(P, 32, seed=1)
     assert (p.answer != p.wrong).all() and p.clean.shape == p.corrupt.shape == (32, P.tokens.shape[1])
     assert torch.equal(pairs.make_pairs(P, 32, seed=1).clean, p.clean)
+
+
+def _loop_sweep(hook_name: str):
+    """A learner's residual sweep, one hooked forward pass per (layer, position), at ``hook_name``."""
+    def patch_residual(model, corrupt, clean_cache, metric):
+        L, T = model.cfg.n_layers, corrupt.shape[1]
+        out = torch.zeros(L, T)
+        for layer in range(L):
+            name = hook_name.format(layer)
+            for pos in range(T):
+                def restore(act, hook, pos=pos, name=name):
+                    act = act.clone()
+                    act[:, pos] = clean_cache[name][:, pos]
+                    return act
+                out[layer, pos] = metric(model.run_with_hooks(corrupt, fwd_hooks=[(name, restore)])).item()
+        return out
+    return patch_residual
+
+
+def test_the_residual_sweep_check_knows_the_usual_mistakes():
+    assert checks.run("06.patch_residual", _loop_sweep("blocks.{}.hook_resid_pre")).passed
+    after = checks.run("06.patch_residual", _loop_sweep("blocks.{}.hook_resid_post"))
+    assert not after.passed and "hook_resid_post" in after.message
+
+    def whole_layer(model, corrupt, clean_cache, metric):
+        rows = []
+        for layer in range(model.cfg.n_layers):
+            name = f"blocks.{layer}.hook_resid_pre"
+            logits = model.run_with_hooks(corrupt, fwd_hooks=[(name, lambda act, hook, name=name: clean_cache[name])])
+            rows.append(metric(logits).item())
+        return torch.tensor(rows)[:, None].expand(-1, corrupt.shape[1])
+
+    result = checks.run("06.patch_residual", whole_layer)
+    assert not result.passed and "one position at a time" in result.message
+
+    def mutates(model, corrupt, clean_cache, metric):
+        corrupt[:, 1] = 0
+        return torch.zeros(model.cfg.n_layers, corrupt.shape[1])
+
+    result = checks.run("06.patch_residual", mutates)
+    assert not result.passed and "in place" in result.message
+    assert checks.run("06.patch_residual", _loop_sweep("blocks.{}.hook_resid_pre")).passed   # the inputs were restored
+    for bad in (lambda *a: 1 / 0, lambda *a: None, "not a function"):
+        assert not checks.run("06.patch_residual", bad).passed

@@ -1,4 +1,4 @@
-"""Chapter 06, fact recall (in progress: the chapter's issue adds the rest).
+"""Chapter 06, fact recall: where a model looks a fact up, with neurons, patching and attribution patching.
 
 - :mod:`.patching`: activation patching, batched: a whole sweep (layers x positions, heads, MLPs)
   in a few forward passes that resume the corrupted run at each patch, checked against
@@ -8,5 +8,7 @@
   AtP*'s QK fix (exact softmax for patched queries and keys) and GradDrop;
 - :mod:`.saturation`: a key attribution patching misses on saturated attention, and the QK fix finds;
 - :mod:`.lookup`: the non-linear excess of the sport logit (is the lookup an AND of both names?);
-- :mod:`.neurons`: key-value neurons, congruence with the unembedding, head attribution.
+- :mod:`.neurons`: key-value neurons, congruence with the unembedding, head attribution;
+- :mod:`.plots`: the chapter's figures; :mod:`.widget`: the patching explorer (exact patching and AtP for one pair);
+- :mod:`.exercises`: the chapter's graded exercises.
 """

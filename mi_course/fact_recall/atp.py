@@ -17,13 +17,15 @@ def gradients(model: Any, tokens: Tensor, names: Sequence[str], metric: Callable
     """Activations at ``names`` on ``tokens`` and the gradient of ``metric(logits)`` with respect to each."""
     acts: dict[str, Tensor] = {}
 
-    def keep(act: Tensor, hook: Any) -> Tensor:
-        act.retain_grad()
-        acts[hook.name] = act
-        return act
+    def keeper(name: str) -> Callable[[Tensor, Any], Tensor]:
+        def keep(act: Tensor, hook: Any) -> Tensor:    # stored under the name asked for (hook.name may be an alias)
+            act.retain_grad()
+            acts[name] = act
+            return act
+        return keep
 
     with torch.enable_grad():
-        logits = model.run_with_hooks(tokens, fwd_hooks=[(n, keep) for n in names])
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(n, keeper(n)) for n in names])
         metric(logits).backward()
     # an activation the metric does not depend on (e.g. behind a dropped gradient) gets a zero gradient
     return ({n: a.detach() for n, a in acts.items()},
@@ -52,6 +54,14 @@ def head_position_attribution(model: Any, clean_cache: Any, corrupt: Tensor,
     names = [f"blocks.{l}.attn.hook_z" for l in range(model.cfg.n_layers)]
     acts, grads = gradients(model, corrupt, names, metric)
     return torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 3)) for n in names]).cpu()
+
+
+def residual_attribution(model: Any, clean_cache: Any, corrupt: Tensor, metric: Callable[[Tensor], Tensor]) -> Tensor:
+    """AtP estimate for the residual stream before each block at each position (as
+    :func:`.patching.residual_sites` patches it). -> [layers, pos]"""
+    names = [f"blocks.{l}.hook_resid_pre" for l in range(model.cfg.n_layers)]
+    acts, grads = gradients(model, corrupt, names, metric)
+    return torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 2)) for n in names]).cpu()
 
 
 def spearman(a: Tensor, b: Tensor) -> float:

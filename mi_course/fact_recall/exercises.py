@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..checks.compare import describe_mismatch, values_match
 from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
 from ..checks.sandbox import call_with_timeout
 from . import atp, lookup, neurons, pairs, patching
@@ -123,7 +124,87 @@ register(FunctionExercise(
     hints=["(value - corrupt) / (clean - corrupt), per prompt, then .mean()."]))
 
 
-# --- 6.6 attribution patching ----------------------------------------------------------------------
+# --- 6.6 a residual-stream sweep, one patch at a time ----------------------------------------------
+
+_SWEEP_SETUP: dict[str, Any] = {}
+
+
+def _sweep_setup() -> tuple[Any, Tensor, Any, Any]:
+    """The fact model, 4 corrupted prompts, the clean run's cache and the normalised metric (built once)."""
+    if not _SWEEP_SETUP:
+        from ..residual_stream.prompts import world_fact_prompts
+        from ..zoo import models
+
+        model = models.load("gelu-3l-facts", device="cpu")
+        p = pairs.make_pairs(world_fact_prompts(), 4, seed=1)
+        metric, cache = pairs.normalised_logit_diff(model, p)
+        _SWEEP_SETUP.update(model=model, corrupt=p.corrupt, cache=cache, metric=metric)
+    s = _SWEEP_SETUP
+    return s["model"], s["corrupt"], s["cache"], s["metric"]
+
+
+def _sweep_at(model: Any, corrupt: Tensor, cache: Any, metric: Any, hook: str) -> Tensor:
+    L, T = model.cfg.n_layers, corrupt.shape[1]
+    sites = [patching.Site(hook.format(l), p) for l in range(L) for p in range(T)]
+    return patching.patch_sweep(model, corrupt, cache, sites, metric).view(L, T)
+
+
+def _whole_layer(model: Any, corrupt: Tensor, cache: Any, metric: Any) -> Tensor:
+    """The mistake of restoring every position of a layer at once (one value per layer, repeated)."""
+    L, T = model.cfg.n_layers, corrupt.shape[1]
+    sites = [patching.Site(f"blocks.{l}.hook_resid_pre") for l in range(L)]
+    return patching.patch_sweep(model, corrupt, cache, sites, metric)[:, None].expand(L, T)
+
+
+def _patch_residual_reference(model: Any, corrupt: Tensor, clean_cache: Any, metric: Any) -> Tensor:
+    """The sweep, batched by the library: ``resid_pre`` of each layer restored at each position. -> [layers, pos]"""
+    return _sweep_at(model, corrupt, clean_cache, metric, "blocks.{}.hook_resid_pre")
+
+
+_SWEEP_MISTAKES = (
+    (lambda *a: _sweep_at(*a, "blocks.{}.hook_resid_post"),
+     "Those are the streams *after* each block (`hook_resid_post`): the sweep restores `blocks.{layer}.hook_resid_pre`, "
+     "the stream each block reads."),
+    (_whole_layer, "Each row has one value: you restored every position of the layer at once. Restore one position "
+                   "at a time: `act[:, pos] = clean_cache[name][:, pos]`."),
+)
+
+
+def _judge_patch_residual(learner: Any) -> tuple[bool, str]:
+    if not callable(learner):
+        return False, "Pass your function `patch_residual` itself."
+    model, corrupt, cache, metric = _sweep_setup()
+    expected = _patch_residual_reference(model, corrupt, cache, metric)
+    before = corrupt.clone()
+    out = call_with_timeout(learner, (model, corrupt, cache, metric), timeout=60)
+    if out.error:
+        return False, f"On gelu-3l-facts with 4 prompt pairs: {out.error}"
+    if not torch.equal(before, corrupt):
+        corrupt.copy_(before)
+        return False, "Your function changed `corrupt` in place: clone the activation inside the hook instead."
+    got = out.value
+    problem = describe_mismatch(got, expected, atol=1e-4, rtol=1e-4)
+    if problem is None:
+        return True, (f"Residual-stream sweep: matches the library's batched sweep on gelu-3l-facts "
+                      f"({expected.shape[0]} layers x {expected.shape[1]} positions, 4 prompt pairs).")
+    for wrong, message in _SWEEP_MISTAKES:
+        if values_match(got, wrong(model, corrupt, cache, metric), atol=1e-4, rtol=1e-4):
+            return False, f"{message}\n({problem})"
+    if isinstance(got, Tensor) and got.shape == expected.shape and values_match(got, 1 - expected, atol=1e-4, rtol=1e-4):
+        return False, "The values are 1 minus the right ones: return the metric itself (0 corrupted, 1 clean)."
+    return False, f"On gelu-3l-facts with 4 prompt pairs: {problem}"
+
+
+register(CustomExercise(
+    id="06.patch_residual", title="A residual-stream patching sweep", reference=_patch_residual_reference,
+    judge=_judge_patch_residual,
+    hints=["For each layer l and position p: run the corrupted prompts with a hook on `blocks.{l}.hook_resid_pre` "
+           "that returns a copy of the activation with `[:, p]` taken from `clean_cache`; record `metric(logits)`.",
+           "`model.run_with_hooks(corrupt, fwd_hooks=[(name, hook)])`; the hook is `def hook(act, hook): act = "
+           "act.clone(); act[:, p] = clean_cache[name][:, p]; return act`. Return a [layers, pos] tensor."]))
+
+
+# --- 6.7 attribution patching ----------------------------------------------------------------------
 
 def _atp_reference(clean: Tensor, corrupt: Tensor, grad: Tensor) -> Tensor:
     """AtP per head and position: (a_clean - a_corrupt) · grad, summed over batch and d_head.
@@ -150,7 +231,7 @@ register(FunctionExercise(
            "((clean - corrupt) * grad).sum(dim=(0, 3))"]))
 
 
-# --- 6.7 GradDrop: combining the dropped-layer estimates ---------------------------------------------
+# --- 6.8 GradDrop: combining the dropped-layer estimates ---------------------------------------------
 
 def _graddrop_cases(gen: torch.Generator) -> list[Case]:
     return [Case((randn(gen, 3, 3, 4),), label="3 dropped layers, estimates for 3 x 4 heads"),
@@ -167,7 +248,7 @@ register(FunctionExercise(
     hints=["estimates.abs().sum(0) / max(L - 1, 1)"]))
 
 
-# --- 6.8 find it yourself ------------------------------------------------------------------------
+# --- 6.9 find it yourself ------------------------------------------------------------------------
 
 def _parse_site(site: Any) -> tuple[int, int] | None:
     if isinstance(site, str):

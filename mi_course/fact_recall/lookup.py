@@ -39,3 +39,26 @@ def answer_logits(model: Any, tokens: Tensor, answers: Tensor) -> Tensor:
     with torch.no_grad():
         logits = model(tokens.to(model.W_E.device))[:, -1]
     return logits.gather(-1, answers.to(logits.device)[:, None])[:, 0].cpu()
+
+
+def fact_prompt_tokens(names: list[tuple[str, str]], template: str = "The sport that {name} plays is") -> Tensor:
+    """World-model tokens of the fact prompt for each (first, last) name, BOS first. -> [n, pos]"""
+    from ..zoo.world import BOS_ID, TOKEN_ID
+
+    return torch.tensor([[BOS_ID] + [TOKEN_ID[w] for w in template.format(name=f"{a} {b}").split()] for a, b in names])
+
+
+def direct_logits(model: Any, tokens: Tensor, answers: Tensor) -> dict[str, Tensor]:
+    """What each attention layer and each MLP writes, at the last position, along the answer's unembedding
+    (through the final LayerNorm's scale), plus the embeddings and the total logit. -> {name: [n]}"""
+    device = model.W_E.device
+    names = ["hook_embed", "hook_pos_embed"] + [f"blocks.{l}.hook_{x}_out" for l in range(model.cfg.n_layers)
+                                                  for x in ("attn", "mlp")] + ["ln_final.hook_scale"]
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens.to(device), names_filter=lambda n: n in names)
+    direction = model.W_U[:, answers.to(device)].T                        # [n, d_model]
+    scale = cache["ln_final.hook_scale"][:, -1]                           # [n, 1]
+    out = {n.replace("blocks.", "").replace(".hook_", " ").replace("hook_", ""): ((cache[n][:, -1] / scale) * direction).sum(-1).cpu()
+           for n in names[:-1] if n in cache}
+    out["logit"] = logits[:, -1].gather(-1, answers.to(device)[:, None])[:, 0].cpu()
+    return out

@@ -37,6 +37,18 @@ def make_pairs(P: FactPrompts, n: int, seed: int = 0) -> Pairs:
     return Pairs(P.tokens[clean], P.tokens[corrupt], P.answers[clean], P.answers[corrupt])
 
 
+def position_labels(model: Any, P: FactPrompts) -> list[str]:
+    """Axis labels for the prompts' positions: "3 that", with "name" where the prompts differ (the person)."""
+    words = model.to_str_tokens(P.tokens[0])
+    varies = (P.tokens != P.tokens[0]).any(0)
+    return [f"{i} {'‹name›' if varies[i] else w.strip() or repr(w)}" for i, w in enumerate(words)]
+
+
+def one_pair(P: FactPrompts, clean: int, corrupt: int) -> Pairs:
+    """A batch of one pair: person ``clean`` as the clean prompt, person ``corrupt`` as the corrupted one."""
+    return Pairs(P.tokens[[clean]], P.tokens[[corrupt]], P.answers[[clean]], P.answers[[corrupt]])
+
+
 def normalised_logit_diff(model: Any, pairs: Pairs) -> tuple[Callable[[Tensor], Tensor], Any]:
     """The metric (0 on the corrupted run, 1 on the clean run) and the clean run's cache."""
     device = next(model.parameters()).device
