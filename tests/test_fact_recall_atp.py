@@ -133,3 +133,17 @@ def test_qk_tables_on_a_tiny_gpt2(tiny_gpt2):
     assert max(errors[0.1]) < 0.02
     assert errors[1.0][1] < errors[1.0][0] / 10
     assert saturation.verification_rank(exact, saturation.missed_node(exact, torch.zeros_like(exact))) == 1
+
+
+def test_atp_ranks_heads_like_exact_patching():
+    """The issue's bar, on the benchmark's 32 pairs: AtP per head (summed over positions) against exact patching of
+    each head at every position, Spearman at least 0.8."""
+    from mi_course.fact_recall import patching
+
+    model = models.load("gelu-3l-facts", device="cpu")
+    p = make_pairs(prompts.world_fact_prompts(), 32)
+    metric, cache = normalised_logit_diff(model, p)
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    exact = patching.patch_sweep(model, p.corrupt, cache, patching.head_sites(L, H), metric).view(L, H)
+    estimate = atp.head_attribution(model, cache, p.corrupt, metric)
+    assert atp.spearman(estimate, exact) >= 0.8
