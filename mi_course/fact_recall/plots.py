@@ -28,12 +28,12 @@ def heads_by_position(table: Tensor) -> Tensor:
 
 
 def plot_sweeps(tables: dict[str, Tensor], row_labels: Sequence[str], col_labels: Sequence[str],
-                ylabel: str, colorbar: str = "normalised metric") -> plt.Figure:
+                ylabel: str, colorbar: str = "normalised metric", xlabel: str = "position (token)") -> plt.Figure:
     """Several [rows, pos] sweeps side by side, each with its own colour scale centred on 0."""
     width = max(4.2, 0.45 * len(col_labels) + 2.4)                  # per panel, colour bar included
     fig, axes = plt.subplots(1, len(tables), figsize=(width * len(tables), 2.3 + 0.28 * len(row_labels)), squeeze=False)
     for ax, (title, M) in zip(axes[0], tables.items()):
-        im = draw_signed_heatmap(ax, M.float(), row_labels, col_labels, title, "position (token)", ylabel,
+        im = draw_signed_heatmap(ax, M.float(), row_labels, col_labels, title, xlabel, ylabel,
                                  annotate=M.numel() <= 40)
         fig.colorbar(im, ax=ax, shrink=0.8, label=colorbar)
     fig.tight_layout()
