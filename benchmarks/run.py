@@ -45,7 +45,8 @@ def notebook_run(path: Path) -> dict:
         cmd = [sys.executable, "-m", "papermill", str(path), str(Path(tmp) / "out.ipynb"),
                "-p", "device", "cpu", "--cwd", str(path.parent), "--no-progress-bar"]
         start = time.perf_counter()
-        proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env = {**os.environ, "MI_COURSE_PROGRESS": str(Path(tmp) / "progress.json")}  # not the learner's file
+        proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         peak = 0
         kernel_peak = 0
         while proc.poll() is None:
@@ -233,6 +234,10 @@ def main() -> None:
         for nb in sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb")):
             results["notebooks"].append(notebook_run(nb))
             print("notebook:", results["notebooks"][-1], flush=True)
+        results["puzzles"] = []
+        for nb in sorted((REPO / "solutions" / "puzzles").glob("P*.ipynb")):
+            results["puzzles"].append(notebook_run(nb))
+            print("puzzle:", results["puzzles"][-1], flush=True)
     (REPO / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 

@@ -115,7 +115,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="overwrite generated notebooks even if they have outputs")
     b.set_defaults(func=_build)
 
-    sub.add_parser("progress", help="show which exercises you have passed").set_defaults(func=_progress)
+    sub.add_parser("progress", help="show which exercises you have passed and which puzzles you have solved").set_defaults(func=_progress)
 
     lab = sub.add_parser("lab", help="start JupyterLab on the chapters (only reachable from this machine)")
     lab.add_argument("--port", type=int, default=None, help="port to listen on (default: 8888, or a free one)")

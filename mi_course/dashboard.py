@@ -1,4 +1,4 @@
-"""Your progress, per chapter: a table for ``mi-course progress`` and a widget for notebooks.
+"""Your progress, per chapter and puzzle: a table for ``mi-course progress`` and a widget for notebooks.
 
     >>> from mi_course import dashboard
     >>> dashboard.widget()        # one progress bar per chapter
@@ -15,6 +15,7 @@ from typing import Any
 from . import progress
 from .checks import exercises
 from .course import CHAPTERS
+from .puzzles import PUZZLES
 
 
 def summary(path: Path | None = None) -> list[dict[str, Any]]:
@@ -33,13 +34,27 @@ def summary(path: Path | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def puzzle_summary(path: Path | None = None) -> list[dict[str, Any]]:
+    """One row per ready puzzle: id, title, solved (its main question), bonus answered, bonus total."""
+    done = progress.passed(path)
+    return [{"puzzle": p.id, "title": p.title, "solved": p.id in done,
+             "bonus": sum(q in done for q in p.questions[1:]), "bonus_total": len(p.questions) - 1}
+            for p in PUZZLES if p.status == "ready"]
+
+
 def table(path: Path | None = None) -> str:
-    """The progress table that ``mi-course progress`` prints."""
+    """The progress table that ``mi-course progress`` prints: chapters, then puzzles."""
     rows = summary(path)
     lines = [f"Progress file: {path or progress.progress_path()}", "", f"{'chapter':<40} {'passed':>8}  bar"]
     for r in rows:
         bar = "█" * r["passed"] + "·" * (r["total"] - r["passed"])
         lines.append(f"{r['chapter'] + ' ' + r['title']:<40} {r['passed']:>3}/{r['total']:<4}  {bar}")
+    puzzles = puzzle_summary(path)
+    if puzzles:
+        lines += ["", f"{'puzzle':<40} {'solved':>8}  bonus   ({sum(p['solved'] for p in puzzles)}/{len(puzzles)} solved)"]
+        for p in puzzles:
+            mark = "✓" if p["solved"] else "·"
+            lines.append(f"{p['puzzle'] + ' ' + p['title']:<40} {mark:>8}  {p['bonus']}/{p['bonus_total']}")
     return "\n".join(lines)
 
 
@@ -52,5 +67,9 @@ def widget(path: Path | None = None):
         bar = w.IntProgress(value=r["passed"], min=0, max=r["total"], description=r["chapter"],
                             bar_style="success" if r["passed"] == r["total"] else "info")
         items.append(w.HBox([bar, w.Label(f"{r['passed']}/{r['total']} · {r['title']}")]))
+    puzzles = puzzle_summary(path)
+    if puzzles:
+        solved = " · ".join(f"{p['puzzle']} {'✓' if p['solved'] else '·'}" for p in puzzles)
+        items.append(w.HTML(f"<b>Puzzles</b> {sum(p['solved'] for p in puzzles)}/{len(puzzles)} solved: {solved}"))
     items.append(w.HTML(f"<small>saved in {path or progress.progress_path()}</small>"))
     return w.VBox(items)

@@ -17,6 +17,9 @@ from mi_course.course import CHAPTERS
 PACKAGE = Path(__file__).resolve().parents[1] / "mi_course"
 CHAPTER_UNITS = [ch.package for ch in CHAPTERS]          # in chapter order
 INFRASTRUCTURE_PACKAGES = {"checks", "zoo"}
+# The puzzles' library (mi_course/embeddings/) sits after every chapter: it may import the zoo, the shared
+# modules and any chapter's package, and nothing imports it.
+PUZZLE_PACKAGES = {"embeddings"}
 # The zoo's model cards measure induction heads with chapter 04's scores; that
 # module therefore may not import the zoo (the cycle test below enforces it).
 ZOO_MAY_IMPORT = {"mi_course.induction.head_scores", "mi_course.induction"}
@@ -114,6 +117,8 @@ def test_imports_point_one_way(module):
         other = _unit(target)
         if other == unit or other not in CHAPTER_UNITS:
             continue
+        if unit in PUZZLE_PACKAGES:
+            continue
         if unit in CHAPTER_UNITS:
             assert CHAPTER_UNITS.index(other) < CHAPTER_UNITS.index(unit), \
                 f"{module} (chapter package {unit!r}) imports {target}, a later chapter"
@@ -123,9 +128,16 @@ def test_imports_point_one_way(module):
             pytest.fail(f"{module} imports chapter code {target}: {unit!r} is shared by every chapter")
 
 
+def test_nothing_imports_the_puzzles_library():
+    for module, targets in GRAPH.items():
+        if module != "mi_course" and _unit(module) not in PUZZLE_PACKAGES:
+            assert not {t for t in targets if _unit(t) in PUZZLE_PACKAGES}, f"{module} imports the puzzles' library"
+
+
 def test_every_package_is_a_chapter_of_the_map_or_shared_infrastructure():
     packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
-    assert packages <= set(CHAPTER_UNITS) | INFRASTRUCTURE_PACKAGES, packages - set(CHAPTER_UNITS)
+    allowed = set(CHAPTER_UNITS) | INFRASTRUCTURE_PACKAGES | PUZZLE_PACKAGES
+    assert packages <= allowed, packages - allowed
     assert len(set(CHAPTER_UNITS)) == len(CHAPTER_UNITS)
 
 

@@ -85,3 +85,38 @@ def test_language_model_chapters_run_on_another_model(solution, tmp_path, monkey
     setup = next(c for c in ran.cells if c.cell_type == "code" and "models.load(model_name" in c.source)
     printed = "".join(o.get("text", "") for o in setup.outputs)
     assert str(tmp_path / "gpt2") in printed and "32" in printed                  # it really ran on the GPT-2 (d_model 32)
+
+
+# --- puzzles: solutions/puzzles/*.ipynb -> puzzles/*.ipynb ----------------------------------------
+
+PUZZLE_SOLUTIONS = sorted((REPO / "solutions" / "puzzles").glob("*.ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solution", PUZZLE_SOLUTIONS, ids=_ids(PUZZLE_SOLUTIONS))
+def test_puzzle_solution_passes_strict_nbval(solution, tmp_path):
+    test_solution_passes_strict_nbval(solution, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solution", PUZZLE_SOLUTIONS, ids=_ids(PUZZLE_SOLUTIONS))
+def test_generated_puzzle_runs_top_to_bottom_on_cpu(solution, tmp_path, monkeypatch):
+    """The learner's puzzle runs as generated (its answer cells say "no answer yet"), and with the answers put
+    back every check says solved and prints what the stored solution printed."""
+    monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))
+    solution_nb = nbformat.read(solution, as_version=4)
+    puzzle_nb = nbformat.read(REPO / "puzzles" / solution.name, as_version=4)
+    ran = execute(puzzle_nb, tmp_path / "as_generated", parameters={"device": "cpu"})
+    texts = [t for c in ran.cells if c.cell_type == "code" for o in c.get("outputs", [])
+             for t in [o.get("text", "")] + list(o.get("data", {}).values()) if isinstance(t, str)]
+    assert not [o for c in ran.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    n_answers = sum("check_answer(" in c.source for c in puzzle_nb.cells if c.cell_type == "code")
+    assert sum("⏳ no answer yet" in t for t in texts if t.startswith("⏳")) == n_answers
+    ran = execute(restore_solutions(puzzle_nb, solution_nb), tmp_path / "restored", parameters={"device": "cpu"})
+    patterns = load_sanitizer(SANITIZER)
+    fresh, stored = text_outputs(ran, patterns), text_outputs(solution_nb, patterns)
+    for cell_id, texts in stored.items():
+        if cell_id in fresh:
+            assert fresh[cell_id] == texts, f"cell {cell_id} printed something else on the second run"
+    # one verdict per answer cell (shown as text and as HTML)
+    assert sum(any("✅ solved" in t for t in texts) for texts in fresh.values()) == n_answers

@@ -1,0 +1,298 @@
+"""The embedding puzzles: answer checks (every promised form, near misses, no leaks), the map, progress,
+and the quantities each puzzle rests on, recomputed from the shipped weights.
+
+The tests know the answers only by reading the solution notebooks' answer cells.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from mi_course import dashboard, models, progress
+from mi_course.embeddings import answers, geometry, position, relations, vectors
+from mi_course.embeddings.answers import QUESTIONS, check_answer, evaluate, hint, make_question
+from mi_course.notebook_build import CODE_BEGIN, CODE_END
+from mi_course.puzzles import PUZZLES, puzzle, question_ids
+from mi_course.zoo import training, world
+
+REPO = Path(__file__).resolve().parents[1]
+CALL = re.compile(r"check_answer\(\s*['\"]([^'\"]+)['\"]")
+
+
+def _solution_answers() -> dict[str, object]:
+    """{question id: the value its solution's answer cell returns}, read from solutions/puzzles/."""
+    found: dict[str, object] = {}
+    for p in PUZZLES:
+        nb = nbformat.read(REPO / "solutions" / "puzzles" / p.notebook, as_version=4)
+        for cell in nb.cells:
+            match = CALL.search(cell.source) if cell.cell_type == "code" else None
+            if not match:
+                continue
+            region = cell.source.split(CODE_BEGIN, 1)[1].split(CODE_END, 1)[0]
+            found[match.group(1)] = ast.literal_eval(region.strip().removeprefix("return").strip())
+    return found
+
+
+ANSWERS = _solution_answers()
+
+
+def _forms(question_id: str, value: object) -> list[object]:
+    """Every form of a correct answer that the notebooks' prose promises to accept."""
+    q = QUESTIONS[question_id]
+    if q.kind == "number":
+        x = float(value)
+        forms = [x, str(x), f" {x:.3f} ", torch.tensor(x), x + 0.015, x - 0.015, str(x).replace(".", ",")]
+        if q.fraction:
+            forms += [f"{100 * x:.0f}%", f"{100 * x:.1f} %", 100 * x]
+        return forms
+    if q.kind == "choice":
+        text = str(value)
+        letter = next((k for k, v in q.choices.items() if v == text), text.strip().lower())
+        option = q.choices.get(letter, text)
+        return [text, text.upper(), f"({text})", f" {text}. ", letter, option, option.upper(),
+                "  " + option.replace(" ", "  ") + " ", option.rstrip(".") + " !"]
+    return [value, str(value).upper(), f"  {value}  "]
+
+
+def _near_misses(question_id: str, value: object) -> list[object]:
+    q = QUESTIONS[question_id]
+    if q.kind == "number":
+        off = (q.cells + 2) * q.step
+        return [float(value) + off, float(value) - off, -float(value), 0.0 if abs(float(value)) > off else 1.0]
+    if q.kind == "choice":
+        form = answers._choice_form(q, value)
+        return [k for k in q.choices if k != form] + ["z", "not sure"]
+    return [str(value) + " x", str(value)[:-1]]
+
+
+def test_the_map_and_the_stored_questions_agree():
+    assert set(QUESTIONS) == set(question_ids()) == set(ANSWERS)
+    for p in PUZZLES:
+        assert p.questions[0] == p.id and all(q.startswith(p.id + ".") for q in p.questions[1:])
+        assert (REPO / "solutions" / "puzzles" / p.notebook).exists() and (REPO / "puzzles" / p.notebook).exists()
+        assert puzzle(p.questions[-1]) is p
+    assert len(PUZZLES) >= 3
+
+
+@pytest.mark.parametrize("question_id", list(ANSWERS))
+def test_check_accepts_every_promised_form_of_the_solution_answer(question_id):
+    for form in _forms(question_id, ANSWERS[question_id]):
+        assert evaluate(question_id, form), f"{question_id}: {form!r} was refused"
+    assert evaluate(question_id, lambda: ANSWERS[question_id])        # a function that returns it
+
+
+@pytest.mark.parametrize("question_id", list(ANSWERS))
+def test_check_rejects_near_misses(question_id):
+    for miss in _near_misses(question_id, ANSWERS[question_id]):
+        verdict = evaluate(question_id, miss)
+        assert not verdict and verdict.status in ("wrong", "unreadable"), f"{question_id}: {miss!r} was accepted"
+
+
+def _answer_texts(question_id: str) -> list[str]:
+    """Plain-text forms of the answer that must never be printed or stored."""
+    q, value = QUESTIONS[question_id], ANSWERS[question_id]
+    if q.kind == "number":
+        x = float(value)
+        return [f"{x:.2f}", f"{100 * x:.0f}%"] if q.fraction else [f"{x:.2f}"]
+    letter = answers._choice_form(q, value)
+    texts = [f"({letter})", f"answer is {letter}", f'"{letter}"', f"'{letter}'"]
+    return texts + ([q.choices[letter]] if letter in q.choices else [str(value)])
+
+
+@pytest.mark.parametrize("question_id", list(ANSWERS))
+def test_no_message_or_hint_reveals_the_answer(question_id):
+    q = QUESTIONS[question_id]
+    tries = list(q.choices) + ["", None, "nonsense"] if q.kind == "choice" else \
+        [i / 100 for i in range(-10, 111, 3)] + ["", None, "nonsense"]
+    messages = [str(evaluate(question_id, t)) for t in tries]
+    messages += [hint(question_id, n) for n in range(1, len(q.hints) + 1)] + [m for _, m in q.nudges]
+    for text in _answer_texts(question_id):
+        leaks = [m for m in messages if text.lower() in m.lower()]
+        assert not leaks, f"{question_id}: {text!r} appears in {leaks[0]!r}"
+
+
+@pytest.mark.parametrize("question_id", list(ANSWERS))
+def test_answers_are_stored_only_as_salted_hashes(question_id):
+    q, value = QUESTIONS[question_id], ANSWERS[question_id]
+    form = answers._choice_form(q, value) if q.kind == "choice" else str(round(float(value) / q.step))
+    assert answers.digest(q.salt, form) in q.digests                  # the stored digest is salted ...
+    import hashlib
+    assert hashlib.sha256(form.encode()).hexdigest()[:24] not in q.digests   # ... not a plain hash
+    assert q.salt.split(":")[0] == question_id                        # the salt is an id and random hex only
+
+
+def test_no_answer_in_plain_text_in_the_library_or_the_learner_notebooks():
+    files = [*(REPO / "mi_course").rglob("*.py"), *(REPO / "puzzles").glob("*")]
+    texts = {f: f.read_text(encoding="utf-8") for f in files}
+    for question_id, value in ANSWERS.items():
+        q = QUESTIONS[question_id]
+        if q.kind == "number":
+            needles = [f"{float(value):.2f}", f"{100 * float(value):.0f}%"]
+        else:
+            needles = [f"return {value!r}", f'return "{value}"']
+        for f, text in texts.items():
+            for needle in needles:
+                assert needle not in text, f"{f.relative_to(REPO)} contains {needle!r} ({question_id})"
+
+
+def test_a_solve_is_recorded_and_the_progress_file_holds_no_answer(tmp_path, monkeypatch):
+    monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))
+    def stub():
+        raise NotImplementedError("your code here")
+
+    assert check_answer("P1", stub).status == "missing"
+    assert not check_answer("P2", 123456.0)
+    assert progress.passed() == set()
+    for question_id, value in ANSWERS.items():
+        assert check_answer(question_id, value)
+    assert progress.passed() == set(ANSWERS)
+    data = json.loads((tmp_path / "progress.json").read_text())
+    assert set(data["passed"]) == set(ANSWERS)
+    assert all(set(entry) == {"first_passed"} for entry in data["passed"].values())
+    stored = (tmp_path / "progress.json").read_text()
+    for question_id in ANSWERS:
+        if QUESTIONS[question_id].kind == "number":
+            assert f"{float(ANSWERS[question_id]):.2f}" not in stored
+
+
+def test_progress_shows_puzzles_solved(tmp_path, monkeypatch):
+    monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))
+    progress.record_pass("P2")
+    progress.record_pass("P3.confound")
+    rows = {r["puzzle"]: r for r in dashboard.puzzle_summary()}
+    assert rows["P2"]["solved"] and not rows["P3"]["solved"] and rows["P3"]["bonus"] == 1
+    table = dashboard.table()
+    assert "(1/3 solved)" in table
+    line = next(ln for ln in table.splitlines() if ln.startswith("P2 "))
+    assert "Word2vec" in line and "✓" in line
+    box = dashboard.widget()
+    assert any("1/3 solved" in getattr(child, "value", "") for child in box.children)
+
+
+def test_hints_step_through_and_unknown_ids_are_errors():
+    first = hint("P1", 1)
+    assert first.startswith("[P1] Hint 1/") and hint("P1") != first
+    with pytest.raises(KeyError):
+        evaluate("P9", "a")
+
+
+def test_an_instructor_can_make_a_new_question(capsys):
+    q = make_question("P9", "number", [0.3125], wrong={0.5: "Half is the prior."}, step=0.01, cells=1,
+                      fraction=True)
+    answers.QUESTIONS["P9"] = q
+    try:
+        assert evaluate("P9", "31%") and evaluate("P9", 0.32) and not evaluate("P9", 0.34)
+        assert evaluate("P9", 0.5).message == "Half is the prior."
+        assert "0.31" not in repr(q) and "0.3125" not in answers.question_source(q)
+        source = answers.question_source(q)
+        assert eval(source.strip().split(": ", 1)[1].rstrip(","), vars(answers)) == q   # the printed entry round-trips
+    finally:
+        del answers.QUESTIONS["P9"]
+    answers.main(["P9", "choice", "c", "third option"])
+    assert "'P9': Question(" in capsys.readouterr().out
+
+
+def test_readme_lists_every_puzzle_as_ready_with_a_link():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for p in PUZZLES:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| {p.id} |"))
+        assert f"[{p.title}](puzzles/{p.notebook})" in row and ("**ready**" in row) == (p.status == "ready")
+
+
+def test_every_puzzle_notebook_states_difficulty_time_and_has_parameters():
+    for p in PUZZLES:
+        nb = nbformat.read(REPO / "puzzles" / p.notebook, as_version=4)
+        intro = nb.cells[0].source
+        assert f"Difficulty {p.difficulty}" in intro and f"~{p.minutes} min" in intro
+        params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assert all(re.search(rf"^{name} =", params.source, re.M) for name in ("device", "seed", "model"))
+        calls = [CALL.search(c.source).group(1) for c in nb.cells if c.cell_type == "code" and CALL.search(c.source)]
+        assert calls == list(p.questions)
+
+
+# --- the quantities each puzzle rests on, from the shipped weights -------------------------------
+
+@pytest.fixture(scope="module")
+def facts():
+    return models.load("gelu-3l-facts", device="cpu")
+
+
+@pytest.mark.parametrize("name", ["gelu-3l-facts", "attn-only-2l", "attn-only-1l"])
+def test_p1_unused_words_are_nearly_parallel_and_were_not_at_init(name):
+    E = models.load(name, device="cpu").W_E.detach()
+    unused, used = torch.from_numpy(world.unused_token_ids()), torch.from_numpy(world.used_token_ids())
+    assert geometry.mean_pairwise_cosine(E[unused]) > 0.9
+    assert abs(geometry.mean_pairwise_cosine(E[used])) < 0.1
+    assert E[unused].norm(dim=-1).mean() > 2 * E[used].norm(dim=-1).mean()     # they grew, not shrank
+    E0 = training.native_model(training.RECIPES[name]).tok_embed.weight.detach()
+    assert abs(geometry.mean_pairwise_cosine(E0[unused])) < 0.1                   # not the initialisation
+    assert geometry.mean_pairwise_cosine(geometry.centre(E[unused])) < 0          # the rest is random-looking
+
+
+def test_p1_unused_rows_get_parallel_gradients_and_the_centring_answer_holds(facts):
+    E = facts.W_E.detach()
+    unused, used = torch.from_numpy(world.unused_token_ids()), torch.from_numpy(world.used_token_ids())
+    tokens = training.held_out_tokens(training.RECIPES["gelu-3l-facts"], n_rows=8)
+    logits, cache = facts.run_with_cache(tokens, names_filter=lambda n: n == "ln_final.hook_out")
+    x = cache["ln_final.hook_out"].flatten(0, 1)
+    grad = logits.softmax(-1).flatten(0, 1)[:, unused].T @ x                        # [60, d_model]
+    assert geometry.mean_pairwise_cosine(grad) > 0.9
+    assert torch.nn.functional.cosine_similarity(E[unused].mean(0), x.mean(0), dim=0) < -0.5
+    assert evaluate("P1.centre", geometry.mean_pairwise_cosine(geometry.centre(E[used], reference=E)))
+    assert not evaluate("P1.centre", geometry.mean_pairwise_cosine(geometry.centre(E[used])))
+
+
+def test_p2_relation_vectors_beat_random_and_the_answer_holds(facts):
+    countries = vectors.word_ids([c for c, _ in world.COUNTRIES])
+    capitals = vectors.word_ids([k for _, k in world.COUNTRIES])
+    male = vectors.word_ids([m for m, _ in world.GENDER_PAIRS])
+    female = vectors.word_ids([f for _, f in world.GENDER_PAIRS])
+    E = vectors.word_vectors(facts, torch.arange(len(world.VOCAB)))
+    relation, random = relations.held_out_explained(E[countries], E[capitals])
+    assert relation.mean() > 10 * random.mean() and (relation > random).all()
+    g_rel, g_rand = relations.held_out_explained(E[male], E[female])
+    assert g_rel.mean() > 10 * g_rand.mean()
+    assert evaluate("P2", relation.mean())
+    T = world.TOKEN_ID
+    assert relations.analogy(E, T["Kenya"], T["Spain"], T["Madrid"], world.VOCAB, k=1)[0][0] == "Nairobi"
+    assert relations.analogy_accuracy(E, countries, capitals, world.VOCAB) > 0.7
+
+
+def test_p2_last_layer_explains_everything_but_keeps_no_identity(facts):
+    countries = vectors.word_ids([c for c, _ in world.COUNTRIES])
+    capitals = vectors.word_ids([k for _, k in world.COUNTRIES])
+    V = vectors.word_vectors(facts, torch.arange(len(world.VOCAB)), "blocks.2.hook_resid_post")
+    relation, _ = relations.held_out_explained(V[countries], V[capitals])
+    used = torch.from_numpy(world.used_token_ids())
+    assert relation.mean() > 0.95
+    assert relations.analogy_accuracy(V, countries, capitals, world.VOCAB) < 0.5
+    assert geometry.mean_pairwise_cosine(geometry.centre(V[capitals], reference=V[used])) > 0.9
+
+
+def test_p3_probe_first_gains_in_attention_zero_and_the_confounds_show(facts):
+    train, test = position.position_data(96), position.position_data(32, first_doc=10**8 + 10**6)
+    hooks = position.residual_hooks(facts.cfg.n_layers)
+    results = {r.hook: r.accuracy for r in position.probe_layers(
+        position.collect_residuals(facts, train.tokens, hooks), train,
+        position.collect_residuals(facts, test.tokens, hooks), test)}
+    hard = {hook: acc["hard"] for hook, acc in results.items()}
+    assert hard["blocks.0.hook_resid_mid"] > hard["blocks.0.hook_resid_pre"] + 0.08      # attention 0 brings it
+    assert hard["blocks.0.hook_resid_post"] < hard["blocks.0.hook_resid_mid"] + 0.02     # MLP 0 adds nothing
+    assert max(hard.values()) < hard["blocks.0.hook_resid_mid"] + 0.02                  # nor does any later place
+    embed = results["hook_embed"]
+    assert embed["sentence-initial"] > 0.85 and max(embed, key=embed.get) == "sentence-initial"
+    assert hard["hook_pos_embed"] < 0.25                                                  # absolute position: weak
+    # the bonus: the current word and the one before it are enough to match attention 0; the word alone is not
+    mask = train.word_pos >= 0
+    labels = train.word_pos[mask].clamp(max=position.N_CLASSES - 1)
+    E = facts.W_E.detach()
+    context = {k: position.probe_accuracy(position.fit_probe(position.context_features(E, train.tokens, k)[mask], labels),
+                                          position.context_features(E, test.tokens, k), test)["hard"] for k in (1, 2)}
+    assert context[1] < hard["blocks.0.hook_resid_mid"] - 0.08 and context[2] >= hard["blocks.0.hook_resid_mid"]
