@@ -6,7 +6,8 @@ runs every cell, checks that widgets render and that the grader's messages
 show, types a solution into an exercise cell and runs it.
 
 The generic machinery is exercised on a tiny fixture notebook (fast); the
-chapter tests drive every generated chapter (one case each in CHAPTER_CASES).
+chapter tests drive every generated chapter (one case each in CHAPTER_CASES), and
+the puzzle test answers puzzle P1.
 
 Needs ``/usr/bin/chromium`` (``make browser`` installs it): without it these
 tests skip, except on CI (``CI=true``), where they fail.
@@ -549,3 +550,39 @@ def test_chapter_in_jupyterlab(case, lab, page, tmp_path):
         case.interact(page)
     passed = json.loads(lab.progress.read_text())["passed"]
     assert case.exercise_id in passed, passed
+
+
+def _solution_answer_cell(puzzle_notebook: str) -> str:
+    """The solution's first answer cell (``def answer(): ... check_answer(...)``), markers removed."""
+    nb = nbformat.read(REPO / "solutions" / "puzzles" / puzzle_notebook, as_version=4)
+    source = next(c.source for c in nb.cells if c.cell_type == "code" and "check_answer(" in c.source)
+    return "\n".join(line for line in source.splitlines() if "### BEGIN SOLUTION" not in line
+                     and "### END SOLUTION" not in line)
+
+
+@pytest.mark.slow
+def test_puzzle_in_jupyterlab(lab, page, tmp_path):
+    """A learner opens puzzle P1, runs it (its answer cell says "no answer yet"), writes the answer, and the
+    check says solved, in the page and in the progress file."""
+    from playwright.sync_api import expect
+
+    name = "P1_similar_embeddings.ipynb"
+    shutil.copy(REPO / "puzzles" / name, lab.root / name)
+    try:
+        open_notebook(page, lab, name)
+        run_all_cells(page, name)
+        index = page.evaluate(_JS_FIND_CELL, [name, "def answer("])
+        assert index >= 0, f"no answer cell in {name}"
+        cell = cell_locator(page, name, index, "answer")
+        output = cell.locator(".jp-OutputArea")
+        expect(output).to_contain_text("no answer yet")
+        count_before = page.evaluate(_JS_CELL, [name, index])["count"]
+        replace_cell_source(page, cell, _solution_answer_cell(name))
+        page.keyboard.press("Shift+Enter")
+        _poll(page, lambda: page.evaluate(_JS_CELL, [name, index])["count"] not in (None, count_before),
+              CELL_TIMEOUT_S, lambda: f"answer cell {index} did not run again after Shift+Enter")
+        cell.scroll_into_view_if_needed()
+        expect(output).to_contain_text("✅ solved", timeout=CELL_TIMEOUT_S * 1000)
+    finally:
+        save_screenshot(page, "puzzleP1", tmp_path)
+    assert "P1" in json.loads(lab.progress.read_text())["passed"]
