@@ -320,3 +320,28 @@ def test_the_explorer_runs_on_a_tiny_gpt2(tiny_gpt2):
         maps = widget.compare_pair(gpt2, P, 0, other, kind)
         assert maps.exact.shape == maps.estimate.shape and torch.isfinite(maps.estimate).all()
     assert len(pairs.position_labels(gpt2, P)) == P.tokens.shape[1]
+
+
+def test_recall_counts_the_top_sport_and_ablating_the_mlps_breaks_it():
+    from mi_course.fact_recall import lookup
+
+    model = models.load("gelu-3l-facts", device="cpu")
+    P = prompts.world_fact_prompts()
+    with torch.no_grad():
+        top = model(P.tokens)[:, -1, P.sports].argmax(-1)
+    assert lookup.recall(model, P) == pytest.approx((top == P.labels).float().mean().item()) and lookup.recall(model, P) > 0.95
+    last_mlp = [f"blocks.{model.cfg.n_layers - 1}.hook_mlp_out"]
+    mean = lookup.recall(model, P, patching.ablate_outputs(model, P.tokens, last_mlp, "mean"))
+    assert mean < lookup.recall(model, P) - 0.05                                  # the last MLP matters ...
+    assert mean > 2 / len(P.sport_names)                                          # ... but mean-ablation keeps some
+
+
+def test_lookup_functions_run_on_a_tiny_gpt2(tiny_gpt2):
+    from mi_course.fact_recall import lookup
+
+    gpt2 = models.load(str(tiny_gpt2[0]), device="cpu")
+    P = prompts.fact_prompts(gpt2)
+    assert 0 <= lookup.recall(gpt2, P) <= 1
+    parts = lookup.direct_logits(gpt2, P.tokens, P.answers)
+    assert "0 mlp_out" in parts and all(v.shape == (len(P.names),) for v in parts.values())
+    torch.testing.assert_close(parts["logit"], lookup.answer_logits(gpt2, P.tokens, P.answers))

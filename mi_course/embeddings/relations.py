@@ -12,6 +12,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ..fact_recall.atp import spearman
+
 
 def relation_vector(A: Tensor, B: Tensor) -> Tensor:
     """Mean of ``B - A`` over pairs: the direction from the first word of a pair to the second.
@@ -77,10 +79,6 @@ def analogy_accuracy(E: Tensor, A: Tensor, B: Tensor, vocab: Sequence[str], cand
     return hits / n
 
 
-def _ranks(x: Tensor) -> Tensor:
-    return x.argsort().argsort().float()
-
-
 def order_correlation(X: Tensor) -> float:
     """How well one direction orders a sequence (days, months, number words), on held-out items.
 
@@ -97,5 +95,4 @@ def order_correlation(X: Tensor) -> float:
         early = keep & (torch.arange(n) < n // 2)
         direction = X[late].mean(0) - X[early].mean(0)
         proj[i] = (X[i] - X[keep].mean(0)) @ direction
-    ranks, order = _ranks(proj), torch.arange(n, dtype=torch.float)
-    return torch.corrcoef(torch.stack([ranks, order]))[0, 1].item()
+    return spearman(proj, torch.arange(n, dtype=torch.float))

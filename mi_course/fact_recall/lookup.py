@@ -9,10 +9,13 @@ both names (an AND) makes it large and positive.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor
+
+from ..residual_stream.attribution import direct_logit_attribution
+from ..residual_stream.prompts import TEMPLATE, FactPrompts, world_prompt_tokens
 
 
 def nonlinear_excess(E_ab: Tensor, E_nab: Tensor, E_anb: Tensor, E_nanb: Tensor) -> Tensor:
@@ -41,24 +44,33 @@ def answer_logits(model: Any, tokens: Tensor, answers: Tensor) -> Tensor:
     return logits.gather(-1, answers.to(logits.device)[:, None])[:, 0].cpu()
 
 
-def fact_prompt_tokens(names: list[tuple[str, str]], template: str = "The sport that {name} plays is") -> Tensor:
-    """World-model tokens of the fact prompt for each (first, last) name, BOS first. -> [n, pos]"""
-    from ..zoo.world import BOS_ID, TOKEN_ID
+def recall(model: Any, P: FactPrompts, fwd_hooks: Sequence[tuple[str, Any]] = ()) -> float:
+    """The fraction of prompts whose top sport (among ``P.sports``, at the last position) is the right one,
+    optionally with hooks in the run (e.g. :func:`.patching.ablate_outputs`)."""
+    device = model.W_E.device
+    with torch.no_grad():
+        logits = model.run_with_hooks(P.tokens.to(device), fwd_hooks=list(fwd_hooks))[:, -1, P.sports.to(device)]
+    return (logits.argmax(-1).cpu() == P.labels).float().mean().item()
 
-    return torch.tensor([[BOS_ID] + [TOKEN_ID[w] for w in template.format(name=f"{a} {b}").split()] for a, b in names])
+
+def fact_prompt_tokens(names: list[tuple[str, str]], template: str = TEMPLATE) -> Tensor:
+    """World-model tokens of the fact prompt for each (first, last) name, BOS first. -> [n, pos]"""
+    return world_prompt_tokens([f"{a} {b}" for a, b in names], template)
 
 
 def direct_logits(model: Any, tokens: Tensor, answers: Tensor) -> dict[str, Tensor]:
     """What each attention layer and each MLP writes, at the last position, along the answer's unembedding
-    (through the final LayerNorm's scale), plus the embeddings and the total logit. -> {name: [n]}"""
+    (through the final LayerNorm's scale: chapter 01's direct logit attribution), plus the embeddings and
+    the total logit. -> {name: [n]}"""
     device = model.W_E.device
     names = ["hook_embed", "hook_pos_embed"] + [f"blocks.{l}.hook_{x}_out" for l in range(model.cfg.n_layers)
-                                                  for x in ("attn", "mlp")] + ["ln_final.hook_scale"]
+                                                  for x in ("attn", "mlp")]
     with torch.no_grad():
-        logits, cache = model.run_with_cache(tokens.to(device), names_filter=lambda n: n in names)
-    direction = model.W_U[:, answers.to(device)].T                        # [n, d_model]
-    scale = cache["ln_final.hook_scale"][:, -1]                           # [n, 1]
-    out = {n.replace("blocks.", "").replace(".hook_", " ").replace("hook_", ""): ((cache[n][:, -1] / scale) * direction).sum(-1).cpu()
-           for n in names[:-1] if n in cache}
+        logits, cache = model.run_with_cache(tokens.to(device), names_filter=lambda n: n in names or n == "ln_final.hook_scale")
+    names = [n for n in names if n in cache]
+    components = torch.stack([cache[n][:, -1].expand(len(tokens), -1) for n in names])     # [components, n, d_model]
+    direct = direct_logit_attribution(components, cache["ln_final.hook_scale"][:, -1],
+                                      model.W_U[:, answers.to(device)].T).cpu()              # [components, n]
+    out = {n.replace("blocks.", "").replace(".hook_", " ").replace("hook_", ""): d for n, d in zip(names, direct)}
     out["logit"] = logits[:, -1].gather(-1, answers.to(device)[:, None])[:, 0].cpu()
     return out

@@ -50,14 +50,18 @@ def speaks_world(model: Any) -> bool:
     return len(tok) == len(VOCAB) and tok.convert_tokens_to_ids("tennis") == TOKEN_ID["tennis"]
 
 
+def world_prompt_tokens(names: list[str], template: str = TEMPLATE) -> Tensor:
+    """The template filled with each name, in the world's tokens (one per word), ``<bos>`` first. -> [n, pos]"""
+    return torch.tensor([[TOKEN_ID[w] for w in ["<bos>", *template.format(name=name).split()]] for name in names])
+
+
 def world_fact_prompts(world: World | None = None, template: str = TEMPLATE) -> FactPrompts:
     """One prompt per person of the world, answered by their sport."""
     world = world or World(0)
     people = world.kb.people
-    words = [["<bos>", *template.format(name=p.name).split()] for p in people]
     sports = torch.tensor([TOKEN_ID[s] for s in SPORTS])
     labels = torch.tensor([p.sport for p in people])
-    return FactPrompts(torch.tensor([[TOKEN_ID[w] for w in ws] for ws in words]), sports[labels], sports,
+    return FactPrompts(world_prompt_tokens([p.name for p in people], template), sports[labels], sports,
                        labels, [p.name for p in people], list(SPORTS))
 
 
