@@ -1,4 +1,4 @@
-"""The ``mi-course`` command: ``build``, ``progress``, ``lab``, ``doctor`` and ``train``.
+"""The ``mi-course`` command: ``build``, ``progress``, ``lab``, ``doctor``, ``train`` and ``check-outputs``.
 
 Run ``mi-course --help`` or ``mi-course <command> --help`` for details.
 """
@@ -105,6 +105,38 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    import nbformat
+
+    from .notebook_build import find_root
+    from .notebook_compare import rerun
+    from .notebook_run import load_sanitizer
+
+    try:
+        root = find_root()
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    paths = [Path(p).resolve() for p in args.notebooks] or [
+        *sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")), *sorted((root / "solutions" / "puzzles").glob("*.ipynb"))]
+    patterns = load_sanitizer(root / "tests" / "sanitize.cfg")
+    parameters = {"device": args.device} if args.device else None
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="mi-course-check-") as tmp:
+        for path in paths:
+            print(f"running {path.name} ...", end=" ", flush=True)
+            os.environ["MI_COURSE_PROGRESS"] = str(Path(tmp) / f"{path.stem}-progress.json")  # fresh, as when stored
+            _, problems = rerun(nbformat.read(path, as_version=4), Path(tmp) / path.stem, patterns, parameters)
+            print("✓ reproduces its stored outputs" if not problems else f"✗ {len(problems)} cells differ")
+            for problem in problems:
+                print(f"    {problem}")
+            failed += bool(problems)
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (one sub-command per job)."""
     p = argparse.ArgumentParser(prog="mi-course", description="Tools for the mi-course notebooks.")
@@ -134,6 +166,12 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--threads", type=int, default=1,
                     help="CPU threads (default 1; the shipped models were trained with 1)")
     tr.set_defaults(func=_train)
+
+    co = sub.add_parser("check-outputs", help="rerun solution notebooks and compare them with their stored outputs "
+                                              "(numbers within a tolerance; see mi_course/notebook_compare.py)")
+    co.add_argument("notebooks", nargs="*", help="solution notebooks (default: every chapter and puzzle)")
+    co.add_argument("--device", default=None, help="run them with this device parameter, e.g. cuda")
+    co.set_defaults(func=_check_outputs)
     return p
 
 

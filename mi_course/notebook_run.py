@@ -1,10 +1,11 @@
-"""Running notebooks the way the tests and benchmarks do, and comparing their outputs.
+"""Running notebooks the way the tests and benchmarks do.
 
 - :func:`restore_solutions` puts the answers from a solution notebook back
   into its generated exercise notebook (matched by cell id);
 - :func:`execute` runs a notebook with papermill, injecting parameters;
-- :func:`text_outputs` and :func:`load_sanitizer` give the sanitized text a
-  notebook printed, so two runs can be compared the way nbval compares them.
+- :func:`load_sanitizer` and :func:`sanitize` remove from printed text what is not
+  a measurement (addresses, timings, progress bars); :mod:`mi_course.notebook_compare`
+  compares what is left.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from pathlib import Path
 
 import nbformat
 
-TEXT_KEYS = ("text/plain", "text/html")
-
 
 def load_sanitizer(path: Path) -> list[tuple[re.Pattern, str]]:
-    """Read an nbval sanitizer file: sections of ``regex:`` / ``replace:`` pairs."""
+    """Read a sanitizer file (nbval's format): sections of ``regex:`` / ``replace:`` pairs."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(path, encoding="utf-8")
     return [(re.compile(parser[s]["regex"]), parser[s]["replace"]) for s in parser.sections()]
@@ -30,34 +29,6 @@ def sanitize(text: str, patterns: list[tuple[re.Pattern, str]]) -> str:
     for regex, replacement in patterns:
         text = regex.sub(replacement, text)
     return text
-
-
-def text_outputs(nb: nbformat.NotebookNode, patterns: list[tuple[re.Pattern, str]]) -> dict[str, list[str]]:
-    """Sanitized text of each code cell's outputs (streams and text MIME types), by cell id.
-
-    Consecutive chunks of one stream are joined: how a kernel splits its output differs between runs.
-    """
-    result: dict[str, list[str]] = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        texts = []
-        previous_stream = None
-        for out in cell.get("outputs", []):
-            if out.output_type == "stream":
-                if previous_stream == out.name:   # one stream may arrive in several chunks: join them
-                    texts[-1] += out.text
-                else:
-                    texts.append(out.text)
-                previous_stream = out.name
-                continue
-            previous_stream = None
-            if out.output_type == "error":
-                texts.append(f"{out.ename}: {out.evalue}")
-            else:
-                texts.extend(out.get("data", {}).get(k, "") for k in TEXT_KEYS if k in out.get("data", {}))
-        result[cell.id] = [sanitize(t, patterns) for t in texts]
-    return result
 
 
 def restore_solutions(chapter: nbformat.NotebookNode, solution: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -17,6 +17,13 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_report_header(config) -> str:
+    """Which CPU kernels torch uses (ATEN_CPU_CAPABILITY can choose others): notebook outputs depend on them."""
+    chosen = os.environ.get("ATEN_CPU_CAPABILITY")
+    return (f"torch {torch.__version__}, CPU kernels: {torch.backends.cpu.get_cpu_capability()}"
+            + (f" (ATEN_CPU_CAPABILITY={chosen})" if chosen else " (this machine's own)"))
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

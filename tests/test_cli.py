@@ -70,3 +70,26 @@ def test_console_script_help():
     assert result.returncode == 0
     for command in ("build", "progress", "lab", "doctor"):
         assert command in result.stdout
+
+
+def test_check_outputs_reruns_a_notebook_and_reports_what_changed(tmp_path, monkeypatch, capsys):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "tests").mkdir()
+    shutil.copy(Path(__file__).resolve().parent / "sanitize.cfg", tmp_path / "tests" / "sanitize.cfg")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))    # the command sets its own
+    path = tmp_path / "solutions" / "01_toy.ipynb"
+    cell = new_code_cell('print(f"loss {2 / 3:.3f} after 12 steps")')
+    cell.outputs = [new_output("stream", name="stdout", text="loss 0.666 after 12 steps\n")]   # last digit: noise
+    nbformat.write(new_notebook(cells=[cell]), path)
+    assert main(["check-outputs"]) == 0
+    assert "✓ reproduces its stored outputs" in capsys.readouterr().out
+
+    cell.outputs = [new_output("stream", name="stdout", text="loss 0.701 after 12 steps\n")]   # 5% off
+    nbformat.write(new_notebook(cells=[cell]), path)
+    assert main(["check-outputs", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "✗ 1 cells differ" in out and "0.701 became 0.667" in out
