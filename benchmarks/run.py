@@ -1,4 +1,5 @@
-"""Benchmarks: notebook wall time and peak memory, batched vs looped training, widget latency,
+"""Benchmarks: notebook wall time and peak memory (and which of their claims hold, at size "small" and
+"full"), batched vs looped training, widget latency,
 zoo loading (each shipped model, after import), the offline failure of a hub name, batched
 activation patching against TransformerLens's patching module, and attribution patching against
 exact patching.
@@ -39,13 +40,20 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def notebook_run(path: Path) -> dict:
-    """Run one solution notebook with papermill (device=cpu); wall time and peak RSS of the kernel tree."""
+def notebook_run(path: Path, parameters: dict | None = None, timeout_s: float | None = None) -> dict:
+    """Run one solution notebook with papermill (device=cpu, plus ``parameters``); wall time, peak RSS of the
+    kernel tree, and the claims it checked (mi_course.claims), each with whether it held."""
+    parameters = {"device": "cpu", **(parameters or {})}
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "papermill", str(path), str(Path(tmp) / "out.ipynb"),
-               "-p", "device", "cpu", "--cwd", str(path.parent), "--no-progress-bar"]
+               "--cwd", str(path.parent), "--no-progress-bar"]
+        for name, value in parameters.items():
+            cmd += ["-p", name, str(value)]
         start = time.perf_counter()
-        env = {**os.environ, "MI_COURSE_PROGRESS": str(Path(tmp) / "progress.json")}  # not the learner's file
+        claims_log = Path(tmp) / "claims.jsonl"
+        env = {**os.environ, "MI_COURSE_PROGRESS": str(Path(tmp) / "progress.json"),  # not the learner's file
+               "MI_COURSE_CLAIMS_LOG": str(claims_log)}
+        env.pop("MI_COURSE_CLAIMS", None)                    # report claims that fail; do not stop at the first
         proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         peak = 0
         kernel_peak = 0
@@ -57,12 +65,26 @@ def notebook_run(path: Path) -> dict:
                         kernel_peak = max(kernel_peak, child.memory_info().rss)
                 except psutil.Error:
                     pass
+            if timeout_s is not None and time.perf_counter() - start > timeout_s:
+                for child in proc.children(recursive=True):
+                    child.kill()
+                proc.kill()
+                break
             time.sleep(0.2)
         wall = time.perf_counter() - start
-        if proc.returncode != 0:
+        claims = [json.loads(line) for line in claims_log.read_text().splitlines()] if claims_log.exists() else []
+        if proc.returncode != 0 and not (timeout_s is not None and wall > timeout_s):
             raise RuntimeError(proc.stderr.read().decode()[-2000:])
-    return {"notebook": path.name, "wall_s": round(wall, 1), "peak_rss_tree_mb": round(peak / 2**20),
-            "peak_rss_kernel_mb": round(kernel_peak / 2**20)}
+    result = {"notebook": path.name, **{k: v for k, v in parameters.items() if k != "device"},
+              "wall_s": round(wall, 1), "peak_rss_tree_mb": round(peak / 2**20),
+              "peak_rss_kernel_mb": round(kernel_peak / 2**20),
+              "claims_held": f"{sum(c['holds'] for c in claims)} of {len(claims)}"}
+    if timeout_s is not None and wall > timeout_s:
+        result["stopped_after_s"] = timeout_s
+    failed = [f"{c['text']} ({c['shown']})" for c in claims if not c["holds"]]
+    if failed:
+        result["claims_failed"] = failed
+    return result
 
 
 def batched_vs_loop(steps: int = 1_000) -> dict:
@@ -214,6 +236,8 @@ def atp_vs_exact(n_prompts: int = 32, repeats: int = 5) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-notebooks", action="store_true")
+    parser.add_argument("--skip-full", action="store_true", help="do not run the chapters at size='full'")
+    parser.add_argument("--full-timeout", type=float, default=1800, help="seconds per chapter at size='full'")
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = {"machine": {"cpus": psutil.cpu_count(), "python": platform.python_version(),
@@ -238,6 +262,12 @@ def main() -> None:
         for nb in sorted((REPO / "solutions" / "puzzles").glob("P*.ipynb")):
             results["puzzles"].append(notebook_run(nb))
             print("puzzle:", results["puzzles"][-1], flush=True)
+    if not args.skip_notebooks and not args.skip_full:
+        # Which of each chapter's claims hold at size="full" (more samples, longer training): reported, not asserted
+        results["claims_at_full_size"] = []
+        for nb in sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb")):
+            results["claims_at_full_size"].append(notebook_run(nb, {"size": "full"}, timeout_s=args.full_timeout))
+            print("full size:", results["claims_at_full_size"][-1], flush=True)
     (REPO / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 

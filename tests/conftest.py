@@ -12,6 +12,7 @@ import torch
 
 _PROGRESS_DIR = tempfile.mkdtemp(prefix="mi-course-test-progress-")
 os.environ["MI_COURSE_PROGRESS"] = os.path.join(_PROGRESS_DIR, "progress.json")
+os.environ["MI_COURSE_CLAIMS"] = "strict"    # a notebook claim that does not hold raises (mi_course.claims)
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -127,3 +127,18 @@ def test_generated_puzzle_runs_top_to_bottom_on_cpu(solution, tmp_path, monkeypa
     solved = [c for c in ran.cells if any("✅ solved" in o.get("data", {}).get("text/plain", "")
                                           for o in c.get("outputs", []))]
     assert len(solved) == n_answers
+
+
+# --- claims (mi_course.claims) at another seed -----------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", SOLUTIONS + PUZZLE_SOLUTIONS, ids=_ids(SOLUTIONS + PUZZLE_SOLUTIONS))
+def test_every_claim_holds_at_another_seed(notebook, tmp_path, monkeypatch):
+    """A result counts only if it survives another seed: the notebook runs at seed=1, where every claim its
+    prose makes must hold (MI_COURSE_CLAIMS=strict makes a claim that does not hold raise)."""
+    monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))
+    monkeypatch.setenv("MI_COURSE_CLAIMS", "strict")
+    ran = execute(nbformat.read(notebook, as_version=4), tmp_path / "run", parameters={"device": "cpu", "seed": 1})
+    errors = [f"cell {c.id}: {o.ename}: {o.evalue}" for c in ran.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors

@@ -160,3 +160,48 @@ def test_training_works_with_autograd_switched_off():
     with torch.no_grad():
         tms.train(model, tms.TrainConfig(steps=20, progress=False))
     assert not torch.equal(model.W.detach(), before)
+
+
+def test_angle_between_two_directions_is_at_most_180_degrees():
+    # adjacent_angles goes round the circle: for two directions its first gap can be the 270° one
+    u, v = torch.tensor([0.0, 1.0]), torch.tensor([1.0, 0.0])
+    assert sorted(tms.adjacent_angles(torch.stack([u, v])).round().tolist()) == [90.0, 270.0]
+    assert tms.angle_between(u, v) == pytest.approx(90.0)
+    assert tms.angle_between(u, -u) == pytest.approx(180.0)
+    assert tms.angle_between(u, 3 * u) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_rotating_the_hidden_space_changes_only_the_relu_hidden_model():
+    gen = torch.Generator().manual_seed(3)
+    W, b = torch.randn(2, 3, 4, generator=gen), torch.randn(2, 4, generator=gen)
+    x = torch.rand(64, 2, 4, generator=gen)
+    Wr = tms.rotate_hidden(W, 45)
+    assert torch.allclose(Wr.transpose(-1, -2) @ Wr, W.transpose(-1, -2) @ W, atol=1e-5)
+    assert torch.allclose(tms.tms_forward(Wr, b, x), tms.tms_forward(W, b, x), atol=1e-5)
+    assert not torch.allclose(tms.relu_hidden_forward(Wr, b, x), tms.relu_hidden_forward(W, b, x), atol=1e-2)
+    assert torch.allclose(tms.rotate_hidden(W, 0), W)
+
+
+def test_a_trained_relu_hidden_model_pays_for_a_rotation_and_a_linear_one_does_not():
+    p = torch.full((4,), 0.3)
+    x = tms.generate_batch(4096, 3, p, torch.Generator().manual_seed(11))
+    for forward, costs in [(tms.tms_forward, False), (tms.relu_hidden_forward, True)]:
+        model = tms.ToyModel(3, 3, p, torch.ones(3), seed=5)
+        tms.train(model, tms.TrainConfig(steps=1_500, seed=6, progress=False), forward=forward)
+        W, b = model.W.detach(), model.b.detach()
+        loss = tms.tms_loss(forward(W, b, x), x, model.importance)
+        rotated = tms.tms_loss(forward(tms.rotate_hidden(W, 45), b, x), x, model.importance)
+        if costs:
+            assert (rotated > 2 * loss).all(), (loss, rotated)
+        else:
+            assert torch.allclose(rotated, loss, rtol=1e-4, atol=1e-7)
+
+
+def test_feature_two_jumps_at_the_phase_change():
+    """Along one row of the phase diagram (r = 0.3), |w_2| falls from near 1 to 0 in one step of density."""
+    density = torch.logspace(-1.3, 0, 13)
+    W, _ = tms.sweep(2, 1, density, torch.tensor([1.0, 0.3]), n_seeds=2,
+                     config=tms.TrainConfig(steps=2_000, seed=4, progress=False))
+    w2 = W[:, 0, 1].abs()
+    assert w2[0] > 0.9 and w2[-1] < 0.05
+    assert (w2[1:] - w2[:-1]).abs().max() > 0.6

@@ -102,6 +102,24 @@ def adjacent_angles(directions: Tensor) -> Tensor:
     return torch.rad2deg(gaps)
 
 
+def angle_between(u: Tensor, v: Tensor) -> float:
+    """The angle between two directions in degrees, 0 to 180 (not the way round a circle). u, v: [d]"""
+    cosine = (u @ v) / (u.norm() * v.norm()).clamp_min(1e-12)
+    return math.degrees(math.acos(max(-1.0, min(1.0, cosine.item()))))
+
+
+def rotate_hidden(W: Tensor, degrees: float, dims: tuple[int, int] = (0, 1)) -> Tensor:
+    """``Q W``: the hidden space rotated by ``degrees`` in the plane of two of its axes.
+
+    W: [..., hidden, features] -> the same shape. ``W^T W`` is unchanged; the coordinates are not.
+    """
+    Q = torch.eye(W.shape[-2], dtype=W.dtype)
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    i, j = dims
+    Q[i, i], Q[i, j], Q[j, i], Q[j, j] = c, -s, s, c
+    return Q @ W
+
+
 PHASES = ("second feature dropped", "second feature takes the dimension", "both, antipodal")
 
 

@@ -57,6 +57,16 @@ def tms_forward(W: Tensor, b: Tensor, x: Tensor) -> Tensor:
     return torch.relu(out + b)
 
 
+def relu_hidden_forward(W: Tensor, b: Tensor, x: Tensor) -> Tensor:
+    """The privileged-basis variant: a ReLU on the hidden layer too, ``x' = ReLU(W^T ReLU(W x) + b)``.
+
+    The hidden ReLU acts coordinate by coordinate, so rotating the hidden space changes what the model
+    computes: its neurons are a privileged basis. Shapes as in :func:`tms_forward`.
+    """
+    h = torch.relu(torch.einsum("ihf,bif->bih", W, x))
+    return torch.relu(torch.einsum("ihf,bih->bif", W, h) + b)
+
+
 def tms_loss(out: Tensor, x: Tensor, importance: Tensor) -> Tensor:
     """Importance-weighted squared error, one loss per instance.
 

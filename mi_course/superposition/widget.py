@@ -1,7 +1,7 @@
 """An explorer for chapter 03: move sparsity and importance, watch the geometry change.
 
 The computation is :func:`train_small`, a plain function (tests call it); the
-widget only wires two sliders and a button to it and redraws.
+widget only wires two sliders to it, retrains when one is released, and redraws.
 """
 
 from __future__ import annotations
