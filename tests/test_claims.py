@@ -46,3 +46,18 @@ def test_claim_prints_one_line_and_fails_only_in_strict_mode(monkeypatch, capsys
         claim("loss recovered is above 0.9", 0.87, above=0.9)
     logged = [json.loads(line) for line in (tmp_path / "claims.jsonl").read_text().splitlines()]
     assert [c["holds"] for c in logged] == [False, True, False]
+
+
+def test_claims_written_for_another_model_report_but_never_raise(monkeypatch, capsys):
+    from mi_course import claims
+
+    monkeypatch.setenv("MI_COURSE_CLAIMS", "strict")
+    claims.written_for("gelu-3l-facts", "gpt2-small")
+    try:
+        claim("MLP0 contributes most", "MLP1", equals="MLP0")           # no raise: the prose is about another model
+        assert "✗ MLP0 contributes most (MLP1)" in capsys.readouterr().out
+    finally:
+        claims.written_for("gelu-3l-facts", "gelu-3l-facts")
+    assert capsys.readouterr().out == ""                                # nothing to say on the model it describes
+    with pytest.raises(ClaimFailed):
+        claim("MLP0 contributes most", "MLP1", equals="MLP0")

@@ -11,7 +11,7 @@ from mi_course.residual_stream import attribution as at
 from mi_course.residual_stream import decompose as dc
 from mi_course.residual_stream import local, memory, prompts
 from mi_course.residual_stream import weights as rw
-from mi_course.residual_stream.widget import explain, residual_explorer
+from mi_course.residual_stream.widget import SORTS, explain, people_order, people_table, residual_explorer
 from mi_course.zoo import models
 
 
@@ -147,6 +147,38 @@ def test_rotating_the_neurons_breaks_the_model(facts, text):
     assert abs(identity - clean) < 1e-5
 
 
+def test_null_direction_is_orthogonal_to_the_columns_and_to_ones():
+    W = torch.randn(24, 6, generator=torch.Generator().manual_seed(5))
+    v = dc.null_direction(W, torch.Generator().manual_seed(6))
+    assert v.shape == (24,) and abs(float(v.norm()) - 1) < 1e-5
+    assert (W.T @ v).abs().max() < 1e-5 and abs(float(v.sum())) < 1e-5
+    other = dc.null_direction(W, torch.Generator().manual_seed(7))
+    assert (v - other).abs().max() > 0.1                       # random, not a fixed vector
+
+
+def test_a_head_reads_through_a_projection_and_an_mlp_sees_everything(facts, text):
+    layer, head = 1, 2
+    W_V = facts.W_V[layer, head]
+    length = 10.0
+    v = dc.null_direction(W_V, torch.Generator().manual_seed(3))
+    blind = dc.null_space_test(facts, text, length * v, layer, head)
+    assert blind["values_same_scale"].shape == text.shape
+    assert blind["values_same_scale"].max() < 1e-4             # unseen, once the LayerNorm's scale is undone
+    assert blind["values"].median() > 1e-2                      # ... but the scale itself moves
+    assert blind["mlp_pre"].min() > 0.01                        # the MLP reads it
+    # the control: a direction inside W_V's column space does change the values
+    seen = W_V[:, 0] - W_V[:, 0].mean()
+    moved = dc.null_space_test(facts, text, length * seen / seen.norm(), layer, head)
+    assert moved["values_same_scale"].median() > 0.01
+
+
+def test_null_space_test_on_an_attention_only_model():
+    model = models.load("attn-only-2l", device="cpu")
+    tokens = prompts.held_out_text(model, 4, 32)
+    out = dc.null_space_test(model, tokens, 5 * dc.null_direction(model.W_V[0, 1]), layer=0, head=1)
+    assert "mlp_pre" not in out and out["values_same_scale"].max() < 1e-4
+
+
 def test_erasing_neurons_are_weak_but_beyond_initialisation(facts, text):
     cos = torch.stack([memory.in_out_cosine(facts.W_in[l], facts.W_out[l]) for l in range(3)])
     init = memory.untrained_weights(facts, "gelu-3l-facts")
@@ -184,7 +216,28 @@ def test_the_widget_function_adds_up(facts, facts_run):
     free = explain(facts, facts.to_tokens("Anna Smith lives in")[0])
     assert free["rank"][-1] == 0                                # the model's own top prediction
     box = residual_explorer(facts, P)
-    assert len(box.children) == 2
+    assert len(box.children) == 3
+
+
+def test_the_widget_sorts_and_filters_people(facts, facts_run):
+    P, logits, cache = facts_run
+    table = people_table(facts, P)
+    dla, _, diff = _logit_diff_parts(facts, P, logits, cache)
+    torch.testing.assert_close(table["logit_diff"], diff, atol=1e-4, rtol=0)
+    torch.testing.assert_close(table["dla"], dla, atol=1e-4, rtol=0)
+    assert table["leader"][P.names.index("Nora Taylor")] == "MLP0"     # the chapter's example
+    sport_of = [P.sport_names[j] for j in P.labels.tolist()]
+    assert people_order(table, sport_of) == list(range(400))
+    rising = people_order(table, sport_of, SORTS[1])
+    assert sorted(rising) == list(range(400)) and (diff[rising][1:] >= diff[rising][:-1]).all()
+    falling = people_order(table, sport_of, SORTS[2])
+    assert sorted(falling) == list(range(400)) and (diff[falling][1:] <= diff[falling][:-1]).all()
+    mlp0 = people_order(table, sport_of, leader="MLP0")
+    assert 0 < len(mlp0) < 400 and all(table["leader"][i] == "MLP0" for i in mlp0)
+    assert all(int(dla[:, i].argmax()) == dc.component_labels(3, 4).index("MLP0") for i in mlp0)
+    tennis = people_order(table, sport_of, SORTS[1], leader="MLP2", sport="tennis")
+    assert tennis and all(sport_of[i] == "tennis" and table["leader"][i] == "MLP2" for i in tennis)
+    assert len(tennis) < sum(s == "tennis" for s in sport_of)
 
 
 # --- any model: the tiny GPT-2 (hub path) and an attention-only zoo model ---------------------

@@ -10,11 +10,11 @@ from torch import Tensor
 
 
 def plot_read_write(spectra: dict[str, Tensor], d_head: int, d_model: int) -> plt.Figure:
-    """Singular values of what a few components write, and of what one head reads, over many positions.
+    """Singular values of what a few components write (and of the stream they write into), over many positions.
 
     ``spectra``: name -> singular values (descending). A head writes through ``W_O [d_head, d_model]``:
     its outputs fill only a ``d_head``-dimensional subspace of the residual stream (writing is an
-    embedding); it reads through ``W_V [d_model, d_head]``, a projection onto ``d_head`` dimensions.
+    embedding); an MLP's ``W_out [d_mlp, d_model]`` can fill all of it.
     """
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for name, s in spectra.items():
@@ -26,7 +26,7 @@ def plot_read_write(spectra: dict[str, Tensor], d_head: int, d_model: int) -> pl
     ax.set_ylim(1e-9, 2)
     ax.set_xlabel("singular value index (of d_model = %d)" % d_model)
     ax.set_ylabel("singular value / largest")
-    ax.set_title("A head writes into, and reads from, a d_head-dimensional subspace of the residual stream")
+    ax.set_title("A head writes into a d_head-dimensional subspace of the residual stream", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -41,6 +41,8 @@ def plot_dla(dla: Tensor, labels: Sequence[str], title: str = "Direct logit attr
     ax.bar(range(len(labels)), mean.numpy(), color=colours,
            yerr=torch.stack([mean - lo, hi - mean]).clamp_min(0).numpy(), capsize=2, error_kw={"lw": 0.8})
     ax.axhline(0, color="black", lw=0.6)
+    ax.text(0.01, 0.97, "bars: mean over prompts\nwhiskers: 10th to 90th percentile", transform=ax.transAxes,
+            ha="left", va="top", fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=8)
     ax.set_ylabel("contribution to the logit difference")
     ax.set_title(title)
@@ -109,7 +111,11 @@ def plot_in_out_cosine(trained: Tensor, untrained: Tensor) -> plt.Figure:
 
 
 def plot_local_processing(profile: Tensor, ks: Sequence[int], groups: dict[str, Tensor]) -> plt.Figure:
-    """Centred cosine, full window vs BOS + last k tokens. profile: [len(ks), layers, n]; groups: name -> bool [n]."""
+    """Centred cosine, full window vs BOS + last k tokens. profile: [len(ks), layers, n]; groups: name -> bool [n].
+
+    The left panel averages all windows; the others split them by the last token's slot, with a band of
+    two standard errors of the mean around each group's curve (at size "small" a group has only tens of windows).
+    """
     n_layers = profile.shape[1]
     fig, axes = plt.subplots(1, 1 + n_layers, figsize=(3.1 * (1 + n_layers), 3), sharey=True)
     for l in range(n_layers):
@@ -118,13 +124,15 @@ def plot_local_processing(profile: Tensor, ks: Sequence[int], groups: dict[str, 
     axes[0].legend(fontsize=7)
     for l, ax in enumerate(axes[1:]):
         for name, mask in groups.items():
-            if mask.any():
-                ax.plot(ks, profile[:, l, mask].mean(-1), marker=".", ms=3, label=f"{name} ({int(mask.sum())})")
-        ax.set_title(f"after block {l}, by the last token's slot", fontsize=9)
+            if mask.sum() > 1:
+                mean, sem = profile[:, l, mask].mean(-1), profile[:, l, mask].std(-1) / mask.sum().sqrt()
+                line, = ax.plot(ks, mean, marker=".", ms=3, label=f"{name} ({int(mask.sum())})")
+                ax.fill_between(ks, mean - 2 * sem, mean + 2 * sem, color=line.get_color(), alpha=0.15, lw=0)
+        ax.set_title(f"after block {l}, by the last token's slot\n(bands: ±2 standard errors)", fontsize=9)
     axes[1].legend(fontsize=7)
     for ax in axes:
         ax.set_xlabel("k (tokens kept)")
-        ax.set_ylim(-0.1, 1.02)
+        ax.set_ylim(-1.02, 1.02)
     axes[0].set_ylabel("centred cosine")
     fig.tight_layout()
     return fig

@@ -1,7 +1,8 @@
 """Chapter 01's explorer: pick a person (or type a prompt) and see the logit lens and the DLA bars.
 
-The computation is :func:`explain`, a plain function the tests call; the widget
-only wires a dropdown and a text box to it and redraws.
+The computation is :func:`explain` (one prompt), :func:`people_table` and :func:`people_order` (which
+people to list, in which order): plain functions the tests call. The widget only wires dropdowns
+and a text box to them and redraws.
 """
 
 from __future__ import annotations
@@ -46,6 +47,39 @@ def explain(model: Any, tokens: Tensor, answer: int | None = None, candidates: T
             "prompt": model.to_string(tokens[0, 1:])}
 
 
+SORTS = ("world order", "smallest logit difference first", "largest logit difference first")
+
+
+def people_table(model: Any, prompts: Any) -> dict[str, Any]:
+    """Each person's logit difference and the component with the largest DLA, from one batched run.
+
+    ``prompts``: a ``FactPrompts`` (tokens [n, pos], answers [n], sports [k]). Returns ``logit_diff`` [n],
+    ``dla`` [n_components, n], ``leader`` (the name of each prompt's largest DLA, a list of n) and ``labels``.
+    """
+    cfg = model.cfg
+    tokens = prompts.tokens.to(model.W_E.device)
+    answers, sports = prompts.answers.to(tokens.device), prompts.sports.to(tokens.device)
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens, names_filter=decomposition_names(cfg.n_layers))
+        comps = decompose_residual(cache, model.W_O, model.b_O)[:, :, -1]
+        dla = direct_logit_attribution(comps, cache["ln_final.hook_scale"][:, -1],
+                                       logit_diff_direction(model.W_U, answers, sports)).cpu()
+        diff = logit_diff(logits[:, -1], answers, sports).cpu()
+    labels = component_labels(cfg.n_layers, cfg.n_heads, not cfg.attn_only)
+    return {"logit_diff": diff, "dla": dla, "leader": [labels[j] for j in dla.argmax(0).tolist()], "labels": labels}
+
+
+def people_order(table: dict[str, Any], sport_of: list[str], sort: str = "world order", leader: str = "any",
+                 sport: str = "any") -> list[int]:
+    """The people to list: those whose largest DLA is ``leader`` and whose sport is ``sport`` ("any": all),
+    in the order ``sort`` (one of :data:`SORTS`). ``sport_of``: each person's sport name [n]. -> indices"""
+    keep = [i for i in range(len(sport_of)) if leader in ("any", table["leader"][i]) and sport in ("any", sport_of[i])]
+    if sort == SORTS[0]:
+        return keep
+    diff = table["logit_diff"].tolist()
+    return sorted(keep, key=lambda i: diff[i], reverse=sort == SORTS[2])
+
+
 def draw_explanation(info: dict[str, Any]):
     """Two panels: the answer's probability and rank through the layers; each component's DLA."""
     import matplotlib.pyplot as plt
@@ -71,11 +105,19 @@ def draw_explanation(info: dict[str, Any]):
 
 
 def residual_explorer(model: Any, prompts: Any):
-    """A dropdown of the chapter's prompts and a text box for your own; redraws the lens and the DLA."""
+    """Dropdowns to sort and filter the chapter's people, one to pick a person, and a text box for your own
+    prompt; redraws the lens and the DLA."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
 
-    people = w.Dropdown(options=[(n, i) for i, n in enumerate(prompts.names)], value=0, description="person")
+    table = people_table(model, prompts)
+    sport_of = [prompts.sport_names[j] for j in prompts.labels.tolist()]
+    leaders = sorted(set(table["leader"]), key=table["labels"].index)
+    sort = w.Dropdown(options=SORTS, value=SORTS[0], description="sort")
+    leader = w.Dropdown(options=[("any", "any")] + [(f"{c} ({table['leader'].count(c)})", c) for c in leaders],
+                        value="any", description="largest DLA")
+    sport = w.Dropdown(options=["any"] + sorted(set(sport_of)), value="any", description="sport")
+    people = w.Dropdown(description="person", layout=w.Layout(width="420px"))
     typed = w.Text(placeholder="or type a prompt and press Enter", continuous_update=False,
                    layout=w.Layout(width="360px"))
     out = w.Output()
@@ -88,13 +130,24 @@ def residual_explorer(model: Any, prompts: Any):
 
     def on_person(*_):
         i = people.value
-        show(explain(model, prompts.tokens[i], int(prompts.answers[i]), prompts.sports))
+        if i is not None:
+            show(explain(model, prompts.tokens[i], int(prompts.answers[i]), prompts.sports))
+
+    def on_filter(*_):
+        order = people_order(table, sport_of, sort.value, leader.value, sport.value)
+        people.options = [(f"{prompts.names[i]} · {sport_of[i]} · logit diff {table['logit_diff'][i]:.2f} · "
+                           f"{table['leader'][i]} largest", i) for i in order]
+        people.value = order[0] if order else None
+        if not order:
+            out.outputs = ()
 
     def on_text(*_):
         if typed.value.strip():
             show(explain(model, model.to_tokens(typed.value)[0]))
 
+    for control in (sort, leader, sport):
+        control.observe(on_filter, names="value")
     people.observe(on_person, names="value")
     typed.observe(on_text, names="value")
-    on_person()
-    return w.VBox([w.HBox([people, typed]), out])
+    on_filter()
+    return w.VBox([w.HBox([sort, leader, sport]), w.HBox([people, typed]), out])
