@@ -298,3 +298,206 @@ def test_plots_return_figures(model):
             plots.plot_score_terms(torch.randn(3, 3), ["p", "q", "r"], "t")]
     assert all(isinstance(f, plt.Figure) for f in figs)
     plt.close("all")
+
+
+# ----------------------------------------------------------------------------
+# Reference values and baselines of the composition score
+# ----------------------------------------------------------------------------
+
+def _frame(gen: torch.Generator, d: int, k: int) -> torch.Tensor:
+    """k orthonormal columns in R^d. [d, k]"""
+    return torch.linalg.qr(torch.randn(d, k, generator=gen)).Q
+
+
+def _haar(gen: torch.Generator, n: int, d: int) -> torch.Tensor:
+    """n random rotations of R^d, uniformly distributed (the signs of R fixed). [n, d, d]"""
+    Q, R = torch.linalg.qr(torch.randn(n, d, d, generator=gen))
+    return Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1))[:, None, :]
+
+
+@pytest.mark.parametrize("d,r,seed", [(128, 32, 11), (40, 5, 12), (16, 1, 13)])
+def test_aligned_flat_rank_r_maps_score_one_over_root_r(d, r, seed):
+    gen = torch.Generator().manual_seed(seed)
+    X, U, Y = _frame(gen, d, r), _frame(gen, d, r), _frame(gen, d, r)
+    W_A, W_B = X @ U.T, 3.0 * U @ Y.T                      # writes into span(U), reads span(U); scale does not matter
+    assert circuits.composition_score(W_A, W_B) == pytest.approx(r ** -0.5, abs=1e-5)
+    assert circuits.aligned_composition_score(W_A, W_B) == pytest.approx(r ** -0.5, abs=1e-5)
+    # a reader of another subspace scores less, never more than the aligned ceiling
+    other = circuits.composition_score(W_A, _frame(gen, d, r) @ Y.T)
+    assert other < r ** -0.5 - 1e-3 or r == d
+
+
+def test_aligned_composition_score_is_the_best_rotation():
+    gen = torch.Generator().manual_seed(21)
+    d = 12
+    W_A = torch.randn(d, 3, generator=gen) @ torch.randn(3, d, generator=gen)
+    W_B = torch.randn(d, 4, generator=gen) @ torch.randn(4, d, generator=gen)
+    best = circuits.aligned_composition_score(W_A, W_B)
+    # the rotation that lines W_A's right singular vectors up with W_B's left ones reaches it
+    U_A, S_A, Vh_A = torch.linalg.svd(W_A)
+    U_B, S_B, Vh_B = torch.linalg.svd(W_B)
+    Q = Vh_A.T @ U_B.T
+    assert circuits.composition_score(W_A @ Q, W_B) == pytest.approx(best, rel=1e-4)
+    rotated = [circuits.composition_score(W_A @ Q, W_B) for Q in _haar(gen, 200, d)]
+    assert max(rotated) <= best + 1e-6
+    assert best > circuits.composition_score(W_A, W_B)
+
+
+def test_random_composition_scores_sit_near_one_over_root_d():
+    for d, r in [(128, 32), (64, 8)]:
+        base = circuits.random_composition_scores(d, r, 400, seed=4)
+        assert abs(base.mean().item() - d ** -0.5) < 0.1 * d ** -0.5
+
+
+def test_rotated_composition_scores_match_random_rotations():
+    gen = torch.Generator().manual_seed(31)
+    d, r = 24, 6
+    def low_rank(spread: float) -> torch.Tensor:            # a peaked spectrum: singular values spread ** -i
+        return _frame(gen, d, r) @ torch.diag(spread ** -torch.arange(r, dtype=torch.float)) @ _frame(gen, d, r).T
+    W_OV0 = torch.stack([low_rank(1.0), low_rank(2.0)])
+    W_OV1 = torch.stack([low_rank(1.5), low_rank(1.0), low_rank(3.0)])
+    W_QK1 = torch.stack([low_rank(1.2), low_rank(1.0), low_rank(2.5)])
+    n = 4000
+    fast = circuits.rotated_composition_scores(W_OV0, W_QK1, W_OV1, "v", n, seed=5)
+    assert fast.shape == (2, 3, n)
+    torch.testing.assert_close(fast, circuits.rotated_composition_scores(W_OV0, W_QK1, W_OV1, "v", n, seed=5))
+    assert abs((fast ** 2).mean(-1) - 1 / d).max() < 0.1 / d          # E[score²] = 1/d for every pair
+    Qs = _haar(gen, n, d)
+    for a in range(2):
+        for b in range(3):
+            W_A, W_B = W_OV0[a], W_OV1[b]
+            brute = (W_A @ Qs @ W_B).flatten(1).norm(dim=1) / (W_A.norm() * W_B.norm())
+            for q in (0.05, 0.5, 0.95):
+                assert fast[a, b].quantile(q) == pytest.approx(brute.quantile(q).item(), rel=0.05)
+            assert fast[a, b].max() <= circuits.aligned_composition_score(W_A, W_B) + 1e-5
+    # the reader's matrix follows the kind, as in composition_scores
+    k_kind = circuits.rotated_composition_scores(W_OV0, W_QK1, W_OV1, "k", n, seed=5)
+    q_kind = circuits.rotated_composition_scores(W_OV0, W_QK1, W_OV1, "q", n, seed=5)
+    torch.testing.assert_close(k_kind, q_kind)                           # a transpose keeps the singular values
+    assert not torch.allclose(k_kind, fast)
+
+
+def test_data_composition_score_counts_only_the_directions_used():
+    d, k = 20, 4
+    P = torch.zeros(d, d)
+    P[:k, :k] = torch.eye(k)                                   # the reader reads the first k coordinates
+    W_A = torch.eye(d)
+    gen = torch.Generator().manual_seed(41)
+    inside = torch.zeros(50, d)
+    inside[:, :k] = torch.randn(50, k, generator=gen)           # inputs that only use those coordinates
+    assert circuits.composition_score(W_A, P) == pytest.approx((k / d) ** 0.5 / k ** 0.5)
+    assert circuits.data_composition_score(inside, W_A, P) == pytest.approx(k ** -0.5, rel=1e-5)
+    outside = torch.zeros(50, d)
+    outside[:, k:] = torch.randn(50, d - k, generator=gen)
+    assert circuits.data_composition_score(outside, W_A, P) == pytest.approx(0.0, abs=1e-7)
+    W = torch.randn(d, d, generator=gen)
+    assert circuits.data_composition_score(torch.eye(d), W, P) == pytest.approx(circuits.composition_score(W, P), rel=1e-5)
+
+
+def test_data_composition_scores_on_the_shipped_model(model, run):
+    W_OV0, _ = circuits.stacked_ov_qk(model, 0)
+    W_OV1, W_QK1 = circuits.stacked_ov_qk(model, 1)
+    X = circuits.frozen_layer_norm(run.embed, run.scales[0]).flatten(0, 1)
+    for kind in circuits.KINDS:
+        data = circuits.data_composition_scores(X, W_OV0, W_QK1, W_OV1, kind)
+        reader = {"q": W_QK1[1], "k": W_QK1[1].T, "v": W_OV1[1]}[kind]
+        assert data[2, 1] == pytest.approx(circuits.data_composition_score(X, W_OV0[2], reader))
+    # the chapter's finding: data weighting does not rescue the V-scores. L0H0 -> L1H1 stays on top and
+    # L0H1 -> L1H1 at the chance level, although the path through L0H1 carries the copy (test above)
+    v, data_v = circuits.model_composition_scores(model, "v"), circuits.data_composition_scores(X, W_OV0, W_QK1, W_OV1, "v")
+    assert int(v[:, 1].argmax()) == int(data_v[:, 1].argmax()) == 0
+    assert abs(data_v[1, 1] - 128 ** -0.5) < 0.02
+
+
+def test_per_pair_baseline_on_the_shipped_model(model):
+    W_OV0, _ = circuits.stacked_ov_qk(model, 0)
+    W_OV1, W_QK1 = circuits.stacked_ov_qk(model, 1)
+    above = below = 0
+    for kind in circuits.KINDS:
+        scores = circuits.composition_scores(W_OV0, W_QK1, W_OV1, kind)
+        base = circuits.rotated_composition_scores(W_OV0, W_QK1, W_OV1, kind, 1000, seed=7)
+        above += int((scores > base.quantile(0.95, dim=-1)).sum())
+        below += int((scores < base.quantile(0.05, dim=-1)).sum())
+        if kind == "k":
+            assert (scores[2, :2] > base[2, :2].quantile(0.95, dim=-1)).all()      # the induction circuit's K-pairs
+    assert above > 15 and below > 15                       # chance: 2.4 of 48 in each tail
+
+
+# ----------------------------------------------------------------------------
+# Circuits through a layer-0 head, the positional pattern, figures, widget
+# ----------------------------------------------------------------------------
+
+def test_induction_heads_copy_through_the_current_token_head(model, used):
+    for head in (0, 1):
+        direct = circuits.top_k_accuracy(circuits.full_ov_circuit(model, 1, head, used).AB, 1)
+        via = [circuits.top_k_accuracy(circuits.full_ov_circuit(model, 1, head, used, via=(0, a)).AB, 1) for a in range(4)]
+        assert max(range(4), key=via.__getitem__) == 1 and via[1] > 0.8 > 0.5 > direct
+        assert via[2] < 0.01                                # through the previous-token head: no copy
+        qk = circuits.full_qk_circuit(model, 1, head, used, query_via=(0, 1), key_via=(0, 2)).AB
+        assert (qk.argmax(-1) == torch.arange(len(used))).float().mean() > 0.8
+
+
+def test_circuits_through_an_earlier_head_on_gpt2(gpt2):
+    ids = torch.tensor([5, 9, 100, 200, 300])
+    W_E, W_U = gpt2.W_E.detach(), gpt2.W_U.detach()
+    OV0, OV1, QK1 = circuits.ov_matrix(gpt2, 0, 1), circuits.ov_matrix(gpt2, 1, 0), circuits.qk_matrix(gpt2, 1, 0)
+    torch.testing.assert_close(circuits.full_ov_circuit(gpt2, 1, 0, ids, via=(0, 1)).AB,
+                               W_E[ids] @ OV0 @ OV1 @ W_U[:, ids], atol=1e-5, rtol=1e-4)
+    OV0b = circuits.ov_matrix(gpt2, 0, 0)
+    torch.testing.assert_close(circuits.full_qk_circuit(gpt2, 1, 0, ids, query_via=(0, 1), key_via=(0, 0)).AB,
+                               W_E[ids] @ OV0 @ QK1 @ (W_E[ids] @ OV0b).T, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(circuits.full_qk_circuit(gpt2, 1, 0, ids, key_via=(0, 0)).AB,
+                               W_E[ids] @ QK1 @ (W_E[ids] @ OV0b).T, atol=1e-5, rtol=1e-4)
+    top_ids, values = circuits.promoted_tokens(gpt2, 1, 0, source=9, candidates=ids, k=2, via=(0, 1))
+    row = W_E[9] @ OV0 @ OV1 @ W_U[:, ids]
+    assert top_ids.tolist() == ids[row.topk(2).indices].tolist()
+    with pytest.raises(ValueError, match="earlier layers"):
+        circuits.full_ov_circuit(gpt2, 0, 0, ids, via=(0, 1))
+
+
+def test_positional_pattern(model, gpt2):
+    P = circuits.positional_pattern(gpt2, 1, 0, n_pos=10, ln_scale=0.5)
+    torch.testing.assert_close(P.sum(-1), torch.ones(10))
+    assert (P.triu(1) == 0).all()
+    scores = circuits.positional_qk_circuit(gpt2, 1, 0, n_pos=10)
+    torch.testing.assert_close(P, (scores / (0.25 * gpt2.cfg.d_head ** 0.5)).softmax(-1))
+    # attn-only-2l's previous-token head, at the size layer 0 sees its positions: a stripe below the diagonal
+    stripe = circuits.positional_pattern(model, 0, 2, n_pos=40, ln_scale=0.22)
+    assert stripe.diagonal(-1).mean() > 2 * stripe.diagonal()[1:].mean()
+
+
+def test_figures_say_what_their_colours_mean():
+    import matplotlib.pyplot as plt
+
+    fig = plots.plot_head_bars(torch.randn(2, 4), "t", "y")
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["layer 0", "layer 1"]
+    fig = plots.plot_score_terms(torch.tensor([[8.0, 0.1], [-7.5, 1.0]]), ["a", "b"], "t")
+    colours = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
+    assert colours["8.00"] == colours["-7.50"] == "white" and colours["0.10"] == colours["1.00"] == "black"
+    S = {k: torch.tensor([[0.1, 0.3], [0.05, 0.2]]) for k in circuits.KINDS}
+    fig = plots.plot_composition(S, {k: torch.tensor([[0.2, 0.2], [0.01, 0.3]]) for k in circuits.KINDS})
+    outlined = [len(ax.patches) for ax in fig.axes[:3]]
+    assert outlined == [2, 2, 2]
+    assert [ax.get_ylabel() for ax in fig.axes[:3]] == ["writer (layer 0)", "", ""]
+    assert len(plots.plot_composition(S, 0.15).axes[0].patches) == 2
+    assert isinstance(plots.plot_pattern(torch.eye(3), list("abc"), list("abc"), "t"), plt.Figure)
+    plt.close("all")
+
+
+def test_head_view_paths_on_gpt2(gpt2):
+    subset = [5, 9, 100, 200]
+    qk, ids, values = head_view(gpt2, 1, 0, subset, source=9, candidates=torch.arange(50), k=4,
+                                query_via=(0, 1), key_via=(0, 0), value_via=(0, 1))
+    expected = circuits.full_qk_circuit(gpt2, 1, 0, torch.tensor(subset), (0, 1), (0, 0)).AB
+    torch.testing.assert_close(qk, expected - expected.mean(-1, keepdim=True))
+    via_ids, _ = circuits.promoted_tokens(gpt2, 1, 0, 9, torch.arange(50), 4, via=(0, 1))
+    assert ids.tolist() == via_ids.tolist()
+    box = head_explorer(gpt2, {"a few words": subset}, candidates=torch.arange(50))
+    head_menu, path_menus = box.children[0].children[0], box.children[1].children
+    assert all(menu.disabled for menu in path_menus)              # a layer-0 head reads only the embeddings
+    head_menu.value = (1, 0)
+    assert not any(menu.disabled for menu in path_menus)
+    assert [label for label, _ in path_menus[2].options] == ["embedding", "via L0H0", "via L0H1"]
+    path_menus[2].value = (0, 1)                                   # redraws without error
+    head_menu.value = (0, 1)
+    assert all(menu.value is None for menu in path_menus)

@@ -7,10 +7,22 @@ A layer-0 head writes ``x W_OV^A``; a layer-1 head can read it in three places:
   norm is that of ``W_OV^A W_QK^Bᵀ``;
 * its values (**V-composition**): it writes ``x W_OV^A W_OV^B``.
 
-The composition score ``‖W_A W_B‖_F / (‖W_A‖_F ‖W_B‖_F)`` (Elhage et al. 2021) is 1 when the
-writer's output lies in what the reader reads and 0 when the two are orthogonal. Random
-low-rank matrices of the same shapes already score above 0, so real scores are read against
-:func:`random_composition_scores`.
+The composition score ``‖W_A W_B‖_F / (‖W_A‖_F ‖W_B‖_F)`` (Elhage et al. 2021) is 0 when the
+writer's output and the reader's input are orthogonal. Its reference values are not 0 and 1:
+
+* **Ceiling.** ``‖W_A W_B‖_F ≤ ‖W_A‖_2 ‖W_B‖_F``, so a score is at most ``σ₁(W_A) / ‖W_A‖_F``
+  (and ``σ₁(W_B) / ‖W_B‖_F``). It reaches 1 only for rank-1 maps. Two rank-``r`` maps with flat
+  spectra, the reader reading exactly what the writer writes, score ``1/√r``: 0.177 for
+  ``d_head = 32``. For given singular values the largest score any alignment reaches is
+  :func:`aligned_composition_score`.
+* **Chance.** Turn the writer by a random rotation ``Q`` (Haar): ``E‖W_A Q W_B‖_F² =
+  ‖W_A‖_F² ‖W_B‖_F² / d``, so ``E[score²] = 1/d`` whatever the spectra, and random pairs score
+  about ``1/√d_model`` (0.088 for ``d_model = 128``).
+
+Real scores are read against a baseline: :func:`random_composition_scores` (random low-rank
+matrices of the heads' shapes, pooled) or :func:`rotated_composition_scores` (each pair's own
+singular values, random subspaces), and real inputs can weight the directions
+(:func:`data_composition_scores`).
 
 Chapter 04 and the zoo's model cards use these functions through
 :mod:`mi_course.induction.head_scores`, so this module takes models as arguments and never
@@ -34,10 +46,16 @@ KINDS = ("q", "k", "v")
 def composition_score(W_A: Tensor, W_B: Tensor) -> float:
     """``||W_A W_B||_F / (||W_A||_F ||W_B||_F)``; 0 when either matrix is all zeros.
 
+    At most ``1/√r`` for two rank-``r`` maps with flat spectra; about ``1/√d`` for random ones (module docstring).
     W_A: [d, d] (the writer, e.g. W_OV of a layer-0 head); W_B: [d, d] (what the reader reads with)
     """
     denominator = (W_A.norm() * W_B.norm()).clamp_min(1e-12)
     return ((W_A @ W_B).norm() / denominator).item()
+
+
+def _readers(W_QK1: Tensor, W_OV1: Tensor, kind: str) -> Tensor:
+    """The reader's matrix for each kind: ``W_QK`` (q), ``W_QKᵀ`` (k) or ``W_OV`` (v). [heads, d, d]"""
+    return {"q": W_QK1, "k": W_QK1.transpose(-1, -2), "v": W_OV1}[kind]
 
 
 def composition_scores(W_OV0: Tensor, W_QK1: Tensor, W_OV1: Tensor, kind: str) -> Tensor:
@@ -46,8 +64,67 @@ def composition_scores(W_OV0: Tensor, W_QK1: Tensor, W_OV1: Tensor, kind: str) -
     W_OV0: [heads_0, d, d] (writers); W_QK1, W_OV1: [heads_1, d, d] (readers); kind: "q" | "k" | "v"
     returns: [heads_0, heads_1]
     """
-    readers = {"q": W_QK1, "k": W_QK1.transpose(-1, -2), "v": W_OV1}[kind]
+    readers = _readers(W_QK1, W_OV1, kind)
     return torch.tensor([[composition_score(W_A, W_B) for W_B in readers] for W_A in W_OV0])
+
+
+def data_composition_score(X: Tensor, W_A: Tensor, W_B: Tensor) -> float:
+    """The composition score on real inputs: ``‖X W_A W_B‖_F / (‖X W_A‖_F ‖W_B‖_F)``.
+
+    Only the directions the writer really writes count, in proportion to how much they are used.
+    With ``X`` the identity it is :func:`composition_score`. X: [n, d] (inputs, one per row); W_A, W_B: [d, d]
+    """
+    written = X @ W_A
+    return ((written @ W_B).norm() / (written.norm() * W_B.norm()).clamp_min(1e-12)).item()
+
+
+def data_composition_scores(X: Tensor, W_OV0: Tensor, W_QK1: Tensor, W_OV1: Tensor, kind: str) -> Tensor:
+    """:func:`data_composition_score` for every writer/reader pair.
+
+    X: [n, d] (e.g. layer 0's inputs after its LayerNorm, every position of a batch)
+    W_OV0: [heads_0, d, d]; W_QK1, W_OV1: [heads_1, d, d]; kind: "q" | "k" | "v"   returns: [heads_0, heads_1]
+    """
+    readers = _readers(W_QK1, W_OV1, kind)
+    return torch.tensor([[data_composition_score(X, W_A, W_B) for W_B in readers] for W_A in W_OV0])
+
+
+def aligned_composition_score(W_A: Tensor, W_B: Tensor) -> float:
+    """The largest composition score of ``W_A`` and ``W_B`` turned against each other by any rotation.
+
+    ``max_Q ‖W_A Q W_B‖_F² = Σ_i σ_i(W_A)² σ_i(W_B)²`` (von Neumann's trace inequality: the singular
+    vectors aligned, largest with largest). Two rank-``r`` maps with flat spectra give ``1/√r``.
+    W_A, W_B: [d, d]
+    """
+    s_A, s_B = torch.linalg.svdvals(W_A), torch.linalg.svdvals(W_B)
+    return ((s_A * s_B).norm() / (s_A.norm() * s_B.norm()).clamp_min(1e-12)).item()
+
+
+def _random_frames(d: int, k: int, n_samples: int, seed: int) -> Tensor:
+    """The first ``k`` columns of ``n_samples`` random rotations of R^d (Haar). [n_samples, d, k]"""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.linalg.qr(torch.randn(n_samples, d, k, generator=gen)).Q
+
+
+def rotated_composition_scores(W_OV0: Tensor, W_QK1: Tensor, W_OV1: Tensor, kind: str, n_samples: int = 1000,
+                               seed: int = 0) -> Tensor:
+    """A baseline for each pair: its own two spectra, with the subspaces turned at random.
+
+    The score of ``Q₁ W_A Q₂`` and ``W_B`` (``Q₁, Q₂`` random rotations) depends only on the singular
+    values and on ``M = V_Aᵀ Q₂ U_B``, the overlap of the writer's output frame with the reader's
+    input frame; ``M`` is distributed as a ``k x k`` block of a random rotation, so no ``d x d``
+    product is needed. The mean square is ``1/d`` for every pair.
+    W_OV0: [heads_0, d, d]; W_QK1, W_OV1: [heads_1, d, d]; kind: "q" | "k" | "v"
+    returns: [heads_0, heads_1, n_samples] (the same random frames for every pair)
+    """
+    readers = _readers(W_QK1, W_OV1, kind)
+    s_A, s_B = torch.linalg.svdvals(W_OV0), torch.linalg.svdvals(readers)          # [heads, d]
+    k = int(max((s_A > 1e-6 * s_A.max()).sum(-1).max(), (s_B > 1e-6 * s_B.max()).sum(-1).max()))
+    s_A, s_B = s_A[:, :k], s_B[:, :k]
+    M = _random_frames(W_OV0.shape[-1], k, n_samples, seed)[:, :k, :]              # [n, k, k]
+    # ‖diag(a) M diag(b)‖_F² = Σ_ij a_i² M_ij² b_j²
+    squares = torch.einsum("ai,nij,bj->abn", s_A ** 2, M ** 2, s_B ** 2)            # [heads_0, heads_1, n]
+    norms = s_A.norm(dim=-1)[:, None] * s_B.norm(dim=-1)[None, :]                   # [heads_0, heads_1]
+    return squares.sqrt() / norms[..., None].clamp_min(1e-12)
 
 
 def stacked_ov_qk(model: Model, layer: int) -> tuple[Tensor, Tensor]:

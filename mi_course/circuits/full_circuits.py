@@ -9,7 +9,10 @@ A layer-0 head's QK and OV circuits, read between tokens instead of residual dir
 Both leave out the positional embeddings and the LayerNorm scales, so what they say about a
 head is suggestive, to be checked against real attention patterns and logits (section 6).
 For a layer-1 head they are the part of its circuit that reads the token embeddings directly.
-Both are rank ``d_head`` and are returned as ``FactoredMatrix``.
+A layer-1 head also reads what layer-0 heads wrote: ``via=(0, a)`` puts head ``L0Ha``'s OV
+circuit in front, ``W_E W_OV^{0a} W_OV^{1h} W_U`` (a virtual head's full OV circuit, section 6),
+and ``query_via``/``key_via`` do the same on either side of a QK circuit. These also leave out the
+LayerNorm between the layers. All are rank ``d_head`` and are returned as ``FactoredMatrix``.
 """
 
 from __future__ import annotations
@@ -29,23 +32,44 @@ def _token_ids(model: Model, tokens: Tensor | None) -> Tensor:
     return torch.arange(model.cfg.d_vocab) if tokens is None else torch.as_tensor(tokens, dtype=torch.long).cpu()
 
 
-def full_ov_circuit(model: Model, layer: int, head: int, tokens: Tensor | None = None) -> FactoredMatrix:
+Head = tuple[int, int]   # (layer, head)
+
+
+def read_tokens(model: Model, ids: Tensor, layer: int, via: Head | None = None) -> Tensor:
+    """What a head in ``layer`` reads of each token: its embedding, or what head ``via`` writes from it.
+
+    ``via=(l, a)`` (an earlier layer): ``W_E[ids] W_V^{la} W_O^{la}``.   ids: [n]   returns: [n, d_model]
+    """
+    E = _w(model.W_E)[ids]
+    if via is None:
+        return E
+    if via[0] >= layer:
+        raise ValueError(f"a head in layer {layer} can only read heads of earlier layers, not L{via[0]}H{via[1]}")
+    return E @ _w(model.W_V[via]) @ _w(model.W_O[via])
+
+
+def full_ov_circuit(model: Model, layer: int, head: int, tokens: Tensor | None = None,
+                    via: Head | None = None) -> FactoredMatrix:
     """``W_E[tokens] W_V W_O W_U[:, tokens]``: row = the attended token, column = an output logit.
 
-    tokens: [n] ids to keep (None = the whole vocabulary)   returns: FactoredMatrix [n, n] of rank d_head
+    tokens: [n] ids to keep (None = the whole vocabulary); via: an earlier head the token passes through first
+    (``W_E W_OV^{via} W_OV W_U``)   returns: FactoredMatrix [n, n] of rank d_head
     """
     ids = _token_ids(model, tokens)
-    return FactoredMatrix(_w(model.W_E)[ids] @ _w(model.W_V[layer, head]),
+    return FactoredMatrix(read_tokens(model, ids, layer, via) @ _w(model.W_V[layer, head]),
                           _w(model.W_O[layer, head]) @ _w(model.W_U)[:, ids])
 
 
-def full_qk_circuit(model: Model, layer: int, head: int, tokens: Tensor | None = None) -> FactoredMatrix:
+def full_qk_circuit(model: Model, layer: int, head: int, tokens: Tensor | None = None,
+                    query_via: Head | None = None, key_via: Head | None = None) -> FactoredMatrix:
     """``W_E[tokens] W_Q W_Kᵀ W_E[tokens]ᵀ``: row = query token, column = key token.
 
+    query_via, key_via: an earlier head each side reads the token through (None = the embedding)
     tokens: [n]   returns: FactoredMatrix [n, n] of rank d_head
     """
-    E = _w(model.W_E)[_token_ids(model, tokens)]
-    return FactoredMatrix(E @ _w(model.W_Q[layer, head]), _w(model.W_K[layer, head]).T @ E.T)
+    ids = _token_ids(model, tokens)
+    queries, keys = read_tokens(model, ids, layer, query_via), read_tokens(model, ids, layer, key_via)
+    return FactoredMatrix(queries @ _w(model.W_Q[layer, head]), _w(model.W_K[layer, head]).T @ keys.T)
 
 
 def positional_qk_circuit(model: Model, layer: int, head: int, n_pos: int | None = None) -> Tensor:
@@ -57,6 +81,18 @@ def positional_qk_circuit(model: Model, layer: int, head: int, n_pos: int | None
     scores = P @ _w(model.W_Q[layer, head]) @ _w(model.W_K[layer, head]).T @ P.T
     future = torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=1)
     return scores.masked_fill(future, float("-inf"))
+
+
+def positional_pattern(model: Model, layer: int, head: int, n_pos: int | None = None,
+                       ln_scale: float = 1.0) -> Tensor:
+    """The attention pattern of the positional embeddings alone: ``softmax(mask(P W_QK Pᵀ) / √d_head)``.
+
+    A head reads its input after a LayerNorm, which divides each position by its scale; pass the typical
+    scale (``FrozenRun.scales[layer]``) as ``ln_scale`` to read positions at the size the head sees them,
+    ``P = W_pos / ln_scale``. Rows sum to 1.   returns: [n_pos, n_pos] (row = query position)
+    """
+    scores = positional_qk_circuit(model, layer, head, n_pos) / (ln_scale ** 2 * model.cfg.d_head ** 0.5)
+    return scores.softmax(dim=-1)
 
 
 def top_k_accuracy(circuit: Tensor, k: int = 1) -> float:
@@ -81,13 +117,14 @@ def copying_score(circuit: FactoredMatrix) -> float:
 
 
 def promoted_tokens(model: Model, layer: int, head: int, source: int, candidates: Tensor | None = None,
-                    k: int = 10) -> tuple[Tensor, Tensor]:
+                    k: int = 10, via: Head | None = None) -> tuple[Tensor, Tensor]:
     """The k output tokens whose logits a head raises most when it attends to ``source``.
 
-    One row of the full OV circuit, restricted to ``candidates`` (None = every token).
-    returns: (token ids [k], logit effects [k]), largest first
+    One row of the full OV circuit (through head ``via`` first, if given), restricted to ``candidates``
+    (None = every token).   returns: (token ids [k], logit effects [k]), largest first
     """
     ids = _token_ids(model, candidates)
-    row = _w(model.W_E)[source] @ _w(model.W_V[layer, head]) @ _w(model.W_O[layer, head]) @ _w(model.W_U)[:, ids]
+    source_row = read_tokens(model, torch.tensor([source]), layer, via)[0]
+    row = source_row @ _w(model.W_V[layer, head]) @ _w(model.W_O[layer, head]) @ _w(model.W_U)[:, ids]
     values, order = row.topk(min(k, len(ids)))
     return ids[order], values

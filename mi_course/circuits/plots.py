@@ -10,6 +10,7 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.patches import Patch, Rectangle
 from torch import Tensor
 
 
@@ -19,7 +20,10 @@ def head_labels(layer: int, n_heads: int) -> list[str]:
 
 def draw_signed_heatmap(ax: plt.Axes, M: Tensor, row_labels: Sequence[str], col_labels: Sequence[str],
                         title: str, xlabel: str, ylabel: str, annotate: bool = False) -> plt.cm.ScalarMappable:
-    """A heatmap of ``M`` [rows, cols] with a diverging colour map centred on 0."""
+    """A heatmap of ``M`` [rows, cols] with a diverging colour map centred on 0.
+
+    With ``annotate``, each cell shows its value, in white where the colour is dark (beyond half the range).
+    """
     finite = M[torch.isfinite(M)]
     limit = max(finite.abs().max().item(), 1e-9) if finite.numel() else 1.0
     im = ax.imshow(M.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -31,7 +35,9 @@ def draw_signed_heatmap(ax: plt.Axes, M: Tensor, row_labels: Sequence[str], col_
     if annotate:
         for i in range(M.shape[0]):
             for j in range(M.shape[1]):
-                ax.text(j, i, f"{M[i, j].item():.2f}", ha="center", va="center", fontsize=7)
+                value = M[i, j].item()
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if abs(value) > 0.5 * limit else "black")
     return im
 
 
@@ -45,13 +51,30 @@ def plot_circuit(M: Tensor, row_labels: Sequence[str], col_labels: Sequence[str]
     return fig
 
 
+def plot_pattern(P: Tensor, row_labels: Sequence[str], col_labels: Sequence[str], title: str,
+                 xlabel: str = "key position", ylabel: str = "query position", size: float = 5.0) -> plt.Figure:
+    """An attention pattern (rows sum to 1) [query, key] on a 0-to-1 sequential colour map."""
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    im = ax.imshow(P.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="attention probability")
+    fig.tight_layout()
+    return fig
+
+
 def plot_head_bars(values: Tensor, title: str, ylabel: str, reference: float | None = None) -> plt.Figure:
-    """One bar per head, coloured by layer. values: [layer, head]"""
+    """One bar per head, coloured by layer (a legend says which). values: [layer, head]"""
     n_layers, n_heads = values.shape
     fig, ax = plt.subplots(figsize=(6, 2.8))
     labels = [f"L{l}H{h}" for l in range(n_layers) for h in range(n_heads)]
     colours = [plt.cm.tab10(l) for l in range(n_layers) for _ in range(n_heads)]
     ax.bar(labels, values.flatten().tolist(), color=colours)
+    ax.legend(handles=[Patch(color=plt.cm.tab10(l), label=f"layer {l}") for l in range(n_layers)], fontsize=8,
+              loc="best")
     ax.axhline(0, color="black", lw=0.8)
     if reference is not None:
         ax.axhline(reference, color="grey", ls="--", lw=0.8)
@@ -62,30 +85,34 @@ def plot_head_bars(values: Tensor, title: str, ylabel: str, reference: float | N
     return fig
 
 
-def plot_composition(scores: dict[str, Tensor], baseline_p95: float, writer_layer: int = 0,
-                     reader_layer: int = 1) -> plt.Figure:
-    """Q-, K- and V-composition heatmaps; cells above the random 95th percentile are outlined.
+def plot_composition(scores: dict[str, Tensor], threshold: float | dict[str, Tensor], writer_layer: int = 0,
+                     reader_layer: int = 1, baseline: str = "random baseline's 95th percentile") -> plt.Figure:
+    """Q-, K- and V-composition heatmaps; cells above ``threshold`` are outlined.
 
-    scores: kind -> [heads_writer, heads_reader]
+    scores: kind -> [heads_writer, heads_reader]; threshold: one number, or kind -> [heads_writer, heads_reader]
+    (a baseline per pair); baseline: what the threshold is, for the title
     """
-    fig, axes = plt.subplots(1, len(scores), figsize=(3.6 * len(scores), 3.6))
+    fig, axes = plt.subplots(1, len(scores), figsize=(3.4 * len(scores) + 1.2, 3.6), sharey=True,
+                             layout="constrained")
     top = max(s.max().item() for s in scores.values())
-    for ax, (kind, S) in zip(axes, scores.items()):
+    for k, (ax, (kind, S)) in enumerate(zip(axes, scores.items())):
+        bar = torch.as_tensor(threshold[kind] if isinstance(threshold, dict) else threshold).expand_as(S)
         im = ax.imshow(S.numpy(), cmap="Blues", vmin=0, vmax=top)
         ax.set_xticks(range(S.shape[1]), head_labels(reader_layer, S.shape[1]), fontsize=8)
         ax.set_yticks(range(S.shape[0]), head_labels(writer_layer, S.shape[0]), fontsize=8)
         ax.set_title(f"{kind.upper()}-composition", fontsize=10)
         ax.set_xlabel(f"reader (layer {reader_layer})")
-        ax.set_ylabel(f"writer (layer {writer_layer})")
+        if k == 0:
+            ax.set_ylabel(f"writer (layer {writer_layer})")
         for i in range(S.shape[0]):
             for j in range(S.shape[1]):
-                strong = S[i, j].item() > baseline_p95
-                ax.text(j, i, f"{S[i, j].item():.2f}", ha="center", va="center", fontsize=8,
-                        fontweight="bold" if strong else "normal",
-                        color="white" if S[i, j].item() > 0.6 * top else "black")
+                value = S[i, j].item()
+                if value > bar[i, j].item():
+                    ax.add_patch(Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor="tab:orange", lw=2))
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if value > 0.6 * top else "black")
     fig.colorbar(im, ax=list(axes), shrink=0.8, label="composition score")
-    fig.suptitle(f"Composition scores (bold: above the random baseline's 95th percentile, {baseline_p95:.3f})",
-                 fontsize=10)
+    fig.suptitle(f"Composition scores (outlined: above the {baseline})", fontsize=10)
     return fig
 
 
