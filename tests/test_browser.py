@@ -403,7 +403,8 @@ def _drive(page, lab: Lab, notebook: str, marker: str, solution: str, widget_sel
     t_open = time.monotonic() - t0
     t_run_all = run_all_cells(page, notebook)
 
-    widget = page.locator(widget_selector).first
+    # only this notebook's panel: the tabs of notebooks opened earlier stay in the page, hidden
+    widget = page.locator(f".jp-NotebookPanel:not(.lm-mod-hidden) {widget_selector}").first
     widget.scroll_into_view_if_needed()
     expect(widget).to_be_visible()
     expect(page.locator("body")).not_to_contain_text("Error displaying widget")
