@@ -205,3 +205,9 @@ def test_feature_two_jumps_at_the_phase_change():
     w2 = W[:, 0, 1].abs()
     assert w2[0] > 0.9 and w2[-1] < 0.05
     assert (w2[1:] - w2[:-1]).abs().max() > 0.6
+
+
+def test_antipodal_pairs_counts_represented_features_pointing_opposite_ways():
+    W = torch.tensor([[[1.0, -1.0, 0.0, 0.0, 0.1], [0.0, 0.0, 1.0, -1.0, 0.0]],     # two pairs (+ a tiny feature)
+                      [[1.0, 0.0, -0.1, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]]])     # none: -0.1 is not represented
+    assert tms.antipodal_pairs(W).tolist() == [2, 0]

@@ -108,6 +108,18 @@ def angle_between(u: Tensor, v: Tensor) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, cosine.item()))))
 
 
+def antipodal_pairs(W: Tensor, threshold: float = 0.5, cosine: float = -0.95) -> Tensor:
+    """How many pairs of represented features point in opposite directions (cosine below ``cosine``).
+
+    W: [instances, hidden, features] -> long [instances]
+    """
+    norms = W.norm(dim=-2)
+    unit = W / norms.clamp_min(1e-6).unsqueeze(-2)
+    cosines = unit.transpose(-1, -2) @ unit                                   # [instances, features, features]
+    both = (norms > threshold).unsqueeze(-1) & (norms > threshold).unsqueeze(-2)
+    return ((cosines < cosine) & both).sum((-2, -1)) // 2
+
+
 def rotate_hidden(W: Tensor, degrees: float, dims: tuple[int, int] = (0, 1)) -> Tensor:
     """``Q W``: the hidden space rotated by ``degrees`` in the plane of two of its axes.
 
