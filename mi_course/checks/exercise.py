@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..seed import stream
 from .compare import describe_mismatch, values_match
 from .sandbox import DEFAULT_TIMEOUT_S, call_with_timeout
 
@@ -119,7 +120,7 @@ class FunctionExercise(Exercise):
     def evaluate(self, learner: Any) -> tuple[bool, str]:
         if not callable(learner):
             return False, f"Pass your function itself (e.g. `{self.name}`), not {type(learner).__name__}."
-        cases = self.cases(torch.Generator().manual_seed(self.seed()))
+        cases = self.cases(stream(self.seed(), "check.cases"))
         for case in cases:
             verdict = self._evaluate_case(learner, case)
             if verdict is not None:

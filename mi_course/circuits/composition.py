@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..seed import stream
 from .factored import ov_matrix, qk_matrix
 
 Model = Any
@@ -101,7 +102,7 @@ def aligned_composition_score(W_A: Tensor, W_B: Tensor) -> float:
 
 def _random_frames(d: int, k: int, n_samples: int, seed: int) -> Tensor:
     """The first ``k`` columns of ``n_samples`` random rotations of R^d (Haar). [n_samples, d, k]"""
-    gen = torch.Generator().manual_seed(seed)
+    gen = stream(seed, "composition.frames")
     return torch.linalg.qr(torch.randn(n_samples, d, k, generator=gen)).Q
 
 
@@ -156,7 +157,7 @@ def random_composition_scores(d_model: int, d_head: int, n_samples: int = 500, s
     Each matrix is ``randn(d_model, d_head) @ randn(d_head, d_model)``, like ``W_V W_O``.
     The baseline to compare a real composition score with. returns: [n_samples]
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = stream(seed, "composition.random_maps")
 
     def low_rank() -> Tensor:
         return torch.randn(d_model, d_head, generator=gen) @ torch.randn(d_head, d_model, generator=gen)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from ..seed import stream
 from transformer_lens import FactoredMatrix
 
 from .. import circuits
@@ -81,7 +83,7 @@ def _eigen_cases(gen: torch.Generator) -> list[tuple[Tensor, Tensor, str]]:
 def _judge_eigenvalues(learner) -> tuple[bool, str]:
     if not callable(learner):
         return False, "Pass your function `low_rank_eigenvalues` itself."
-    gen = torch.Generator().manual_seed(20202)
+    gen = stream(20202, "check.circuits")
     for A, B, label in _eigen_cases(gen):
         A_before, B_before = A.clone(), B.clone()
         out = call_with_timeout(learner, (A, B))

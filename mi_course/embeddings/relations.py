@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ..seed import stream
 from ..fact_recall.atp import spearman
 
 
@@ -41,7 +42,7 @@ def held_out_explained(A: Tensor, B: Tensor, seed: int = 0) -> tuple[Tensor, Ten
     """
     D = B - A
     n = D.shape[0]
-    gen = torch.Generator().manual_seed(seed)
+    gen = stream(seed, "relations.random_directions")
     relation, random = torch.empty(n), torch.empty(n)
     for i in range(n):
         others = torch.cat([D[:i], D[i + 1:]])

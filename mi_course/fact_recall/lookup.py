@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from ..seed import stream
 from ..residual_stream.attribution import direct_logit_attribution
 from ..residual_stream.prompts import TEMPLATE, FactPrompts, world_prompt_tokens
 
@@ -26,7 +27,7 @@ def nonlinear_excess(E_ab: Tensor, E_nab: Tensor, E_anb: Tensor, E_nanb: Tensor)
 def swapped_names(kb: Any, seed: int = 0) -> list[tuple[tuple[str, str], ...]]:
     """For each person: (A, B), (¬A, B), (A, ¬B), (¬A, ¬B) with ¬A and ¬B never paired with the other name,
     so the altered names belong to nobody in the knowledge base."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = stream(seed, "fact_recall.swapped_names")
     out = []
     for p in kb.people:
         firsts, lasts = kb.unpaired_names(p)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from ..seed import stream
 from ..residual_stream.prompts import FactPrompts, fact_prompts
 from .patching import logit_diff, lookup_sites, mlp_sites, normalised_metric, patch_sweep, residual_sites
 
@@ -30,7 +31,7 @@ class Pairs:
 
 def make_pairs(P: FactPrompts, n: int, seed: int = 0) -> Pairs:
     """``n`` clean prompts and, for each, another person with a different sport (same template)."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = stream(seed, "fact_recall.pairs")
     clean = torch.randperm(len(P.names), generator=gen)[:n]
     corrupt = torch.tensor([next(j for j in torch.randperm(len(P.names), generator=gen).tolist()
                                  if P.labels[j] != P.labels[i]) for i in clean.tolist()])

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..seed import stream
 from ..circuits.composition import composition_score, k_composition, random_composition_scores  # noqa: F401 (re-exported)
 from ..circuits.factored import ov_matrix, qk_matrix  # noqa: F401 (re-exported for the zoo and chapter 04)
 
@@ -42,7 +43,7 @@ def repeated_random_tokens(pool: Tensor | Sequence[int], n: int = 50, batch: int
     returns: int64 [batch, 1 + 2n]
     """
     pool = torch.as_tensor(pool, dtype=torch.long)
-    gen = torch.Generator().manual_seed(seed)
+    gen = stream(seed, "induction.repeated_tokens")
     half = pool[torch.randint(len(pool), (batch, n), generator=gen)]
     bos = torch.full((batch, 1), bos_id, dtype=torch.long)
     return torch.cat([bos, half, half], dim=1)

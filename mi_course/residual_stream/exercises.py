@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..seed import stream
 from ..checks.compare import describe_mismatch
 from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
 from ..checks.sandbox import call_with_timeout
@@ -195,7 +196,7 @@ def _judge_random_rotation(learner) -> tuple[bool, str]:
     if not callable(learner):
         return False, "Pass your function `random_rotation` itself."
     for d in (6, 16):
-        out = call_with_timeout(learner, (d, torch.Generator().manual_seed(1)))
+        out = call_with_timeout(learner, (d, stream(1, "check.random_direction")))
         if out.error:
             return False, out.error
         R = out.value
@@ -219,11 +220,11 @@ def _judge_random_rotation(learner) -> tuple[bool, str]:
             return False, ("Every row of R has a single ±1: a permutation (or sign flips) moves each basis direction "
                            "onto another basis direction, so per-coordinate statistics cannot change. Mix the "
                            "coordinates with a random rotation of the hyperplane.")
-    again = call_with_timeout(learner, (6, torch.Generator().manual_seed(1)))
-    other = call_with_timeout(learner, (6, torch.Generator().manual_seed(2)))
+    again = call_with_timeout(learner, (6, stream(1, "check.random_direction")))
+    other = call_with_timeout(learner, (6, stream(2, "check.random_direction")))
     if again.error or other.error:
         return False, again.error or other.error
-    first = call_with_timeout(learner, (6, torch.Generator().manual_seed(1))).value
+    first = call_with_timeout(learner, (6, stream(1, "check.random_direction"))).value
     if not torch.allclose(again.value, first):
         return False, ("Two calls with the same generator state gave different matrices: draw every random "
                        "number from `generator` (torch.randn(..., generator=generator)) so the notebook is reproducible.")

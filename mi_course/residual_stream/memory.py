@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..seed import stream
 from .weights import Weights
 
 
@@ -34,7 +35,7 @@ def untrained_weights(model: Any, model_name: str, seed: int = 0) -> Weights:
     if model_name in RECIPES:
         recipe = RECIPES[model_name]
         return weights_of(to_bridge(recipe, bridge_state_dict(native_model(recipe)), processed=True))
-    gen = torch.Generator().manual_seed(seed)
+    gen = stream(seed, "memory.random_weights")
     w = weights_of(model)
     return {k: torch.randn(w[k].shape, generator=gen) * w[k].std() for k in ("W_in", "W_out")}
 

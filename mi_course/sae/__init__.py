@@ -23,10 +23,10 @@ from .activations import collect_activations
 from .dead import ghost_grads_loss, resample_dead
 from .model import (SAE, fold_pre_encoder_bias, l0, remove_parallel_component, sae_forward, sae_loss, unit_rows,
                     variance_explained)
-from .toy import TOY_CONFIG, ToyData, cliff, half_dead_sae, mmcs, toy_data, train_toy_sae, width_sweep
+from .toy import TOY_CONFIG, ToyData, half_dead_sae, knee, mmcs, toy_data, train_toy_sae, width_sweep
 from .training import SAETrainConfig, train_sae
 
-__all__ = ["SAE", "SAETrainConfig", "TOY_CONFIG", "ToyData", "autointerp", "cliff", "collect_activations",
-           "dashboard", "evaluate", "fold_pre_encoder_bias", "ghost_grads_loss", "half_dead_sae", "ito", "l0", "labels", "mmcs",
+__all__ = ["SAE", "SAETrainConfig", "TOY_CONFIG", "ToyData", "autointerp", "collect_activations",
+           "dashboard", "evaluate", "fold_pre_encoder_bias", "ghost_grads_loss", "half_dead_sae", "ito", "knee", "l0", "labels", "mmcs",
            "remove_parallel_component", "resample_dead", "sae_forward", "sae_loss", "saelens_format", "steering",
            "toy_data", "train_sae", "train_toy_sae", "unit_rows", "variance_explained", "width_sweep"]

@@ -400,9 +400,13 @@ _MP_END = _line("return coefs")
 _GP_START = _line("def grad_pursuit(")
 # (lines that count as finding it, what is wrong); line numbers as ito.show_seed_pseudocode() prints them
 SEED_BUGS: list[tuple[frozenset[int], str]] = [
-    (frozenset({_line("abs(")}), f"line {_line('abs(')}: `abs` throws the sign away. A feature pointing against "
-     "the residual gets a positive coefficient, and the subtraction moves the residual the wrong way. Take the "
-     "signed inner products (non-negative coefficients need the largest, not the largest |.|)."),
+    (frozenset({_line("abs("), _line("a = inner")}),
+     f"lines {_line('abs(')} and {_line('a = inner')}: the sign. The seed's pursuit can be read two ways. Signed "
+     f"(the post picks the largest |inner product|): then line {_line('abs(')} is right, and the bug is that line "
+     f"{_line('a = inner')} takes the coefficient from the absolute values, so a feature pointing against the "
+     "residual gets a positive coefficient and the subtraction moves the residual the wrong way; the coefficient "
+     f"must be the signed inner product. Non-negative (as this chapter's SAEs are): then line {_line('abs(')} is the "
+     "bug, because it must pick the largest inner product, not the largest |.|. Either line counts."),
     (frozenset({_line("a = inner"), _line("residual - a")}),
      f"line {_line('a = inner')}: `chosen_idx` is never defined; the line before called it `idx`."),
     (frozenset({_line("weights[chosen_idx]")}), f"line {_line('weights[chosen_idx]')}: `weights[idx] = a` "
@@ -410,8 +414,8 @@ SEED_BUGS: list[tuple[frozenset[int], str]] = [
      "the weights no longer match the residual."),
     (frozenset({_MP_END}), f"line {_MP_END}: returns `coefs`, which does not exist; the coefficients are `weights`."),
     (frozenset({_line("weights * dictionary")}), f"line {_line('weights * dictionary')}: `weights * dictionary` "
-     "broadcasts to an [n, d] matrix; the reconstruction is the weighted sum of rows, `weights @ dictionary` "
-     "(einsum 'n,nd->d')."),
+     "multiplies element-wise: weights [n] against dictionary [n, d] raises unless n = d (and then scales columns, "
+     "not rows). The reconstruction is the weighted sum of rows, `weights @ dictionary` (einsum 'n,nd->d')."),
     (frozenset({_line("max(weights")}), f"line {_line('max(weights')}: Python's `max(weights, 0)` compares a "
      "whole vector with 0 (an error, or one of the two returned whole); clipping is element-wise: "
      "`weights.clamp_min(0)`."),

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..seed import stream
+
 
 def sae_forward(x: Tensor, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec: Tensor) -> tuple[Tensor, Tensor]:
     """Encode and decode a batch of activations.
@@ -76,7 +78,7 @@ class SAE(nn.Module):
 
     def __init__(self, d_in: int, d_sae: int, seed: int = 0, device: str | torch.device = "cpu"):
         super().__init__()
-        gen = torch.Generator().manual_seed(seed)
+        gen = stream(seed, "sae.init")
         W_dec = torch.randn(d_sae, d_in, generator=gen)
         W_dec /= W_dec.norm(dim=-1, keepdim=True)
         self.W_dec = nn.Parameter(W_dec.to(device))

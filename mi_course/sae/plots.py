@@ -14,15 +14,35 @@ import torch
 from torch import Tensor
 
 
-def plot_width_sweep(widths: Sequence[int], scores: Tensor, n_true: int | None = None) -> plt.Figure:
-    """MMCS against SAE width; a dashed line at the true feature count when it is known."""
+def plot_width_sweep(widths: Sequence[int], scores: Tensor, n_true: int | None = None,
+                     knee: int | None = None) -> plt.Figure:
+    """MMCS against SAE width; the curve's knee (an estimate) and the true feature count when they are given."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(list(widths), scores.tolist(), "o-")
+    ax.plot(list(widths), scores.tolist(), "o-", label="trained SAEs")
+    if knee is not None:
+        ax.plot([knee], [float(scores[list(widths).index(knee)])], "o", ms=12, mfc="none", mec="C3",
+                label=f"knee ({knee})")
     if n_true is not None:
         ax.axvline(n_true, color="gray", ls="--", label=f"true count ({n_true})")
+    if knee is not None or n_true is not None:
         ax.legend(loc="lower right")
     ax.set(xlabel="SAE width (features)", ylabel="MMCS with the true features", ylim=(0, 1.02),
            title="Recovered features against width")
+    fig.tight_layout()
+    return fig
+
+
+def plot_dead_features(histories: dict[str, dict[str, Tensor]], log_every: int, first_full_window: int
+                       ) -> plt.Figure:
+    """Dead features over training, one curve per run. A feature counts as dead once it has not fired for a
+    whole window, so the curves start at the first step with a full window behind it (``first_full_window``)."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    for name, h in histories.items():
+        steps = torch.arange(len(h["dead"])) * log_every
+        keep = steps >= first_full_window
+        ax.plot(steps[keep], h["dead"][keep], label=name)
+    ax.set(xlabel="step", ylabel="dead features", title="Dead features during training", ylim=(0, None))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..seed import stream
 from ..superposition import generate_batch
 from .model import SAE, unit_rows
 from .training import SAETrainConfig, train_sae
@@ -48,7 +49,7 @@ class ToyData:
 
 def toy_data(n_features: int = 32, d: int = 16, p: float = 0.05, seed: int = 0) -> ToyData:
     """Random unit feature directions (``n_features`` > ``d``), each present with probability ``p``."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = stream(seed, "toy.features")
     return ToyData(unit_rows(torch.randn(n_features, d, generator=gen)), p)
 
 
@@ -96,12 +97,19 @@ def width_sweep(data: ToyData, widths: list[int], config: SAETrainConfig = TOY_C
     return torch.stack(scores)
 
 
-def cliff(widths: list[int], scores: Tensor, tol: float = 0.01) -> int:
-    """The width where the MMCS curve stops rising: the smallest width within ``tol`` of the best score.
+def knee(widths: list[int], scores: Tensor) -> int:
+    """The width where the MMCS curve bends: the point farthest above the straight line from its first
+    point to its last, both axes scaled to [0, 1] ("Kneedle", Satopää et al. 2011).
 
-    Below the true feature count an SAE can hold only some of the true features, so MMCS grows
-    with the width (about ``width / n_features`` plus partial matches); from the true count on
-    every true feature has its own row and the curve is flat near 1. The corner is the count.
+    Below the true feature count an SAE cannot give every true feature a row of its own, so MMCS
+    rises quickly with the width; above it the extra rows split or duplicate features and MMCS
+    creeps towards 1. The curve has no sharp corner, and where it bends depends on the widths
+    tried: the knee is an estimate of the count, not a reading of it.
+
+    widths: ascending, len n; scores: [n] -> one of ``widths``
     """
-    best = float(scores.max())
-    return next(w for w, s in zip(widths, scores.tolist()) if s >= best - tol)
+    w = torch.tensor(widths, dtype=torch.float64)
+    s = scores.detach().double()
+    x = (w - w[0]) / (w[-1] - w[0])
+    y = (s - s.min()) / (s.max() - s.min()).clamp_min(1e-12)
+    return widths[int((y - x).argmax())]

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..seed import stream
 from .dead import ghost_grads_loss, resample_dead
 from .model import SAE, l0, sae_loss
 
@@ -60,7 +61,7 @@ def train_sae(sae: SAE, data: Sampler | Tensor, config: SAETrainConfig | None = 
     from tqdm.auto import tqdm
 
     config = config or SAETrainConfig()
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = stream(config.seed, "sae.batches")
     optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr)
     steps_since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=sae.W_dec.device)
     window_steps = max(1, config.dead_window // config.batch_size)

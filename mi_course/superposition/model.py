@@ -22,6 +22,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from ..seed import stream
+
 
 # ----------------------------------------------------------------------------
 # Data, model, loss
@@ -97,7 +99,7 @@ class ToyModel(nn.Module):
         importance = torch.as_tensor(importance, dtype=torch.float32)
         if importance.ndim == 1:
             importance = importance[None, :].expand(n_instances, n_features)
-        gen = torch.Generator().manual_seed(seed)
+        gen = stream(seed, "superposition.init")
         W = torch.empty(n_instances, n_hidden, n_features)
         for i in range(n_instances):  # Xavier-normal, per instance, from one seeded stream
             W[i] = torch.randn(n_hidden, n_features, generator=gen) * math.sqrt(2 / (n_hidden + n_features))
@@ -157,7 +159,7 @@ def train(model: ToyModel, config: TrainConfig | None = None,
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()
-    gen = torch.Generator(device=model.W.device).manual_seed(config.seed)
+    gen = stream(config.seed, "superposition.batches", model.W.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / config.steps)))
@@ -193,7 +195,7 @@ def train_instances_in_a_loop(n_features: int, n_hidden: int, feature_probabilit
 def final_loss(model: ToyModel, batch_size: int = 8192, seed: int = 12345) -> Tensor:
     """Each instance's loss on one large fresh batch: [instances]."""
     with torch.no_grad():
-        x = model.batch(batch_size, torch.Generator(device=model.W.device).manual_seed(seed))
+        x = model.batch(batch_size, stream(seed, "superposition.eval", model.W.device))
         return tms_loss(model(x), x, model.importance).cpu()
 
 
