@@ -326,6 +326,23 @@ def test_spliced_losses(model_name, tiny_gpt2):
     assert exact["clean"] == pytest.approx(by_hand.item(), abs=1e-5)
 
 
+def test_spliced_accuracy_on_the_sport_task():
+    from mi_course.residual_stream import prompts
+    model = models.load("gelu-3l-facts", device="cpu")
+    facts = prompts.fact_prompts(model)
+    tokens, answers = facts.tokens[:64], facts.answers[:64]
+    hook = "blocks.1.hook_resid_post"
+    exact = E.spliced_accuracy(model, _exact_sae(model.cfg.d_model), tokens, answers, hook, facts.sports)
+    logits = model(tokens)[:, -1, facts.sports]
+    by_hand = (facts.sports[logits.argmax(-1)] == answers).float().mean().item()
+    assert exact["clean"] == pytest.approx(by_hand) and exact["spliced"] == pytest.approx(by_hand)
+    assert by_hand > 0.5                                         # the model knows most of these facts
+    broken = _exact_sae(model.cfg.d_model)
+    with torch.no_grad():
+        broken.W_dec.zero_()
+    assert E.spliced_accuracy(model, broken, tokens, answers, hook, facts.sports)["spliced"] < 0.4
+
+
 def test_frequencies_dead_and_dense():
     f = torch.tensor([[0.0, 1.0, 0.0, 2.0], [0.0, 3.0, 0.0, 0.0], [0.0, 1.0, 0.5, 0.0], [0.0, 2.0, 0.0, 0.0]])
     assert torch.equal(E.feature_frequencies(f), torch.tensor([0.0, 1.0, 0.25, 0.25]))
@@ -619,12 +636,20 @@ def test_feature_card_and_browser(gpt2_acts):
                         lambda ids: " ".join(str(i) for i in ids), table, k=4)
     strongest = f[..., feature].max()
     assert card.contexts[0][0] == pytest.approx(strongest.item())
-    assert card.contexts[0][1].split()[-1] == str(int(body.reshape(-1)[f[..., feature].reshape(-1).argmax()]))
+    top_token = str(int(body.reshape(-1)[f[..., feature].reshape(-1).argmax()]))
+    assert card.contexts[0][1].endswith(f"⟦{top_token}⟧")               # the activating token is marked
     assert card.frequency == pytest.approx(f[..., feature].gt(0).float().mean().item())
     assert len(card.promoted) == 4 and card.promoted[0][1] >= card.promoted[-1][1] > card.suppressed[0][1]
     assert card.labels[0][0] == "that token"
     fig = plots.plot_feature_card(card)
     assert len(fig.axes) == 3
+    # restricted to a vocabulary: only those ids are promoted or suppressed, centred over them
+    vocab = torch.arange(10, 60)
+    narrow = feature_card(feature, f, body, sae.W_dec.detach(), model.W_U.detach(), lambda ids: str(int(ids[0])),
+                          table, k=4, vocab=vocab)
+    shown = [int(t) for t, _ in narrow.promoted + narrow.suppressed]
+    assert all(10 <= t < 60 for t in shown)
+    assert plots._tail("the quick brown fox ⟦jumps⟧", 14) == "… fox ⟦jumps⟧"
     box = feature_browser(f, body, sae.W_dec.detach(), model.W_U.detach(), lambda ids: str(list(ids)), table)
     picker, out = box.children
     picker.value = 5
@@ -698,3 +723,20 @@ def test_find_the_bugs_accepts_either_reading_of_the_sign(reading, lines, passes
 
     passed, message = registry()["05.find_the_bugs"].evaluate(find_the_bugs)
     assert passed is passes, (reading, message)
+
+
+def test_held_out_matches_score_the_picked_feature_on_other_tokens():
+    gen = torch.Generator().manual_seed(5)
+    n = 400
+    label = torch.zeros(n, dtype=torch.bool)
+    label[::20] = True                                            # 20 positives, 10 in each half
+    population = torch.ones(n, dtype=torch.bool)
+    held_out = torch.arange(n) >= n // 2
+    f = torch.rand(n, 300, generator=gen)                         # 300 features of pure noise ...
+    f[:, 7] = label.float() + 0.1 * torch.rand(n, generator=gen)  # ... and one real detector
+    real = L.held_out_matches(f, {"x": label}, population, held_out)["x"]
+    assert real[0] == 7 and real[1] > 0.99
+    noise = L.held_out_matches(f[:, 8:], {"x": label}, population, held_out)["x"]
+    picked_in_sample = L.clean_matches(f[:, 8:][~held_out], {"x": label[~held_out]}, population[~held_out])["x"]
+    assert picked_in_sample[1] > 0.65                             # the best of 292 noise features looks good ...
+    assert noise[1] < 0.62 and noise[1] < picked_in_sample[1] - 0.1   # ... and is not, on tokens it was not picked on

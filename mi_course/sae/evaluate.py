@@ -33,6 +33,35 @@ def _next_token_loss(logits: Tensor, tokens: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def _splice_hook(sae: SAE):
+    """A hook that replaces an activation [batch, pos, d] by the SAE's reconstruction, BOS (position 0) kept."""
+    def splice(act, hook):
+        out = act.clone()
+        out[:, 1:] = sae(act[:, 1:].float().to(sae.W_dec.device))[1].to(act.device, act.dtype)
+        return out
+    return splice
+
+
+def spliced_accuracy(model: Any, sae: SAE, tokens: Tensor, answers: Tensor, hook_name: str,
+                     candidates: Tensor | None = None) -> dict[str, float]:
+    """A task splice: top-1 accuracy of the answer at the last position, clean and with the SAE's
+    reconstruction spliced in at ``hook_name`` (every position but BOS).
+
+    tokens: [batch, pos]; answers: [batch] token ids; ``candidates`` (token ids [k]) restricts the top-1 to
+    the possible answers (e.g. the sports). -> {"clean", "spliced"}
+    """
+    device = next(model.parameters()).device
+    tokens, answers = tokens.to(device), answers.to(device)
+    ids = torch.arange(model.cfg.d_vocab, device=device) if candidates is None else candidates.to(device)
+
+    def accuracy(logits: Tensor) -> float:
+        return (ids[logits[:, -1, ids].argmax(-1)] == answers).float().mean().item()
+
+    with torch.no_grad():
+        return {"clean": accuracy(model(tokens)),
+                "spliced": accuracy(model.run_with_hooks(tokens, fwd_hooks=[(hook_name, _splice_hook(sae))]))}
+
+
 def spliced_losses(model: Any, sae: SAE, tokens: Tensor, hook_name: str,
                    ablation: str = "zero") -> dict[str, float]:
     """Next-token loss clean, with the SAE's reconstruction spliced in at ``hook_name``, and with the
@@ -43,11 +72,7 @@ def spliced_losses(model: Any, sae: SAE, tokens: Tensor, hook_name: str,
     """
     device = next(model.parameters()).device
     tokens = tokens.to(device)
-
-    def splice(act, hook):
-        out = act.clone()
-        out[:, 1:] = sae(act[:, 1:].float().to(sae.W_dec.device))[1].to(act.device, act.dtype)
-        return out
+    splice = _splice_hook(sae)
 
     def ablate(act, hook):
         out = act.clone()

@@ -147,3 +147,21 @@ def clean_matches(f: Tensor, labels: dict[str, Tensor], population: Tensor, thre
         j = int(worst.argmax())
         out[name] = (j, float(a[j]), float(b[j]))
     return out
+
+
+def held_out_matches(f: Tensor, labels: dict[str, Tensor], population: Tensor, held_out: Tensor
+                     ) -> dict[str, tuple[int, float, float]]:
+    """:func:`clean_matches` with the feature picked on the tokens outside ``held_out`` and scored on the
+    tokens in it.
+
+    Picking the best of thousands of features and scoring it on the same tokens flatters it (some feature
+    fits a handful of positives by chance); scoring it on tokens it was not picked on does not.
+    f: [tokens, d_sae]; labels: {name: bool [tokens]}; population, held_out: bool [tokens]
+    -> {label: (feature, held-out AUROC against all tokens, held-out AUROC within the population)}
+    """
+    pick = ~held_out
+    chosen = clean_matches(f[pick], {k: v[pick] for k, v in labels.items()}, population[pick])
+    inside = held_out & population
+    return {name: (j, float(auroc(f[held_out][:, j:j + 1], labels[name][held_out])[0]),
+                   float(auroc(f[inside][:, j:j + 1], labels[name][inside])[0]))
+            for name, (j, _, _) in chosen.items()}

@@ -72,6 +72,15 @@ def plot_frequencies(frequencies: Tensor, dense_above: float = 0.1) -> plt.Figur
     return fig
 
 
+def _tail(text: str, width: int) -> str:
+    """The end of ``text`` in at most about ``width`` characters, starting at a word: "… of the ⟦Victor⟧"."""
+    if len(text) <= width:
+        return text
+    cut = text[-width:]
+    space = cut.find(" ")
+    return "…" + (cut[space:] if 0 <= space < len(cut) - 1 else cut)
+
+
 def plot_feature_card(card) -> plt.Figure:
     """A feature's dashboard: activation histogram, top contexts, promoted and suppressed tokens, labels."""
     fig, (ax_hist, ax_text, ax_logit) = plt.subplots(1, 3, figsize=(13, 3.6), width_ratios=(1, 1.6, 1))
@@ -80,7 +89,7 @@ def plot_feature_card(card) -> plt.Figure:
     ax_hist.set(xlabel="activation (non-zero)", ylabel="tokens",
                 title=f"Feature {card.feature}: fires on {card.frequency:.2%}")
     ax_text.axis("off")
-    lines = [f"{a:6.2f}  …{text[-48:]}" for a, text in card.contexts] or ["(never fires)"]
+    lines = [f"{a:6.2f}  {_tail(text, 48)}" for a, text in card.contexts] or ["(never fires)"]
     if card.labels:
         lines += ["", "best labels (AUROC): " + ", ".join(f"{n} {s:.2f}" for n, s in card.labels[:2])]
     ax_text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8)

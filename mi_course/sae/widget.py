@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import torch
 from torch import Tensor
 
 from .dashboard import activation_histogram, logit_effects, top_contexts
@@ -20,7 +21,7 @@ class FeatureCard:
 
     feature: int
     frequency: float                           # share of tokens it fires on
-    contexts: list[tuple[float, str]]          # (activation, text ending with the activating token), strongest first
+    contexts: list[tuple[float, str]]          # (activation, text ending with the activating token in ⟦ ⟧), strongest first
     histogram: tuple[Tensor, Tensor]           # counts, bin edges of its non-zero activations
     promoted: list[tuple[str, float]]          # tokens its decoder direction pushes up most (centred logits)
     suppressed: list[tuple[str, float]]        # ... and down most
@@ -29,20 +30,24 @@ class FeatureCard:
 
 def feature_card(feature: int, f: Tensor, tokens: Tensor, W_dec: Tensor, W_U: Tensor,
                  decode: Callable[[Sequence[int]], str], auroc: tuple[list[str], Tensor] | None = None,
-                 k: int = 8, before: int = 8) -> FeatureCard:
+                 k: int = 8, before: int = 8, vocab: Tensor | None = None) -> FeatureCard:
     """The dashboard of ``feature``.
 
     f: [rows, pos, d_sae] activations on ``tokens`` [rows, pos]; W_dec: [d_sae, d_model];
     W_U: [d_model, d_vocab]; ``decode`` turns token ids into text; ``auroc`` is
-    ``labels.auroc_table``'s (names, [n_labels, d_sae]) on the same tokens, if there is one.
+    ``labels.auroc_table``'s (names, [n_labels, d_sae]) on the same tokens, if there is one; ``vocab``
+    restricts the promoted and suppressed tokens to those ids (e.g. the words a model was trained on: the
+    untrained rows of the unembedding would otherwise top both lists).
     """
     acts = f[..., feature]
-    contexts = [(c.activation, decode(c.tokens)) for c in top_contexts(acts, tokens, k, before)]
-    effects = logit_effects(W_dec[feature:feature + 1], W_U)[0]
-    up, down = effects.topk(k), (-effects).topk(k)
+    contexts = [(c.activation, f"{decode(c.tokens[:-1]) if len(c.tokens) > 1 else ''} ⟦{decode(c.tokens[-1:]).strip()}⟧")
+                for c in top_contexts(acts, tokens, k, before)]
+    ids = torch.arange(W_U.shape[1]) if vocab is None else torch.as_tensor(vocab, dtype=torch.long)
+    effects = logit_effects(W_dec[feature:feature + 1], W_U[:, ids])[0]
+    up, down = effects.topk(min(k, len(ids))), (-effects).topk(min(k, len(ids)))
     card = FeatureCard(feature, float((acts > 0).float().mean()), contexts, activation_histogram(acts),
-                       [(decode([int(i)]), float(v)) for v, i in zip(up.values, up.indices)],
-                       [(decode([int(i)]), -float(v)) for v, i in zip(down.values, down.indices)])
+                       [(decode([int(ids[i])]), float(v)) for v, i in zip(up.values, up.indices)],
+                       [(decode([int(ids[i])]), -float(v)) for v, i in zip(down.values, down.indices)])
     if auroc is not None:
         names, table = auroc
         scores = table[:, feature].nan_to_num(0.5)
@@ -52,7 +57,7 @@ def feature_card(feature: int, f: Tensor, tokens: Tensor, W_dec: Tensor, W_U: Te
 
 
 def feature_browser(f: Tensor, tokens: Tensor, W_dec: Tensor, W_U: Tensor, decode: Callable[[Sequence[int]], str],
-                    auroc: tuple[list[str], Tensor] | None = None, start: int = 0):
+                    auroc: tuple[list[str], Tensor] | None = None, start: int = 0, vocab: Tensor | None = None):
     """A feature picker above the chosen feature's card (contexts, histogram, logit effects, labels)."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
@@ -64,7 +69,7 @@ def feature_browser(f: Tensor, tokens: Tensor, W_dec: Tensor, W_U: Tensor, decod
     out = w.Output()
 
     def redraw(*_):
-        card = feature_card(picker.value, f, tokens, W_dec, W_U, decode, auroc)
+        card = feature_card(picker.value, f, tokens, W_dec, W_U, decode, auroc, vocab=vocab)
         fig = plot_feature_card(card)
         plt.close(fig)                    # shown inside the widget only, not again below the cell
         out.outputs = ()
