@@ -180,3 +180,76 @@ def test_every_function_runs_on_a_tiny_gpt2(tiny_gpt2):
     mentions = natural.name_mentions(W.World(0).documents(400, start=10**9, kind="story"),
                                      W.SLOTS.index("first_name"), W.SLOTS.index("last_name"), 8)
     assert natural.attention_to_previous_mention(hs.attention_patterns(gpt2, mentions.tokens), mentions).shape == (2, 2)
+
+
+def test_path_ablation_removes_one_head_from_one_side_only(model, repeated):
+    from mi_course.induction import paths
+
+    # what the hooked run feeds L1H0's keys equals the frozen-LayerNorm formula, computed by hand
+    _, cache = model.run_with_cache(repeated[:2])
+    w = cache["blocks.0.attn.hook_z"][:, :, 2] @ model.W_O[0, 2]
+    expected = cache["blocks.1.attn.hook_k"][:, :, 0] - (w / cache["blocks.1.ln1.hook_scale"]) @ model.W_K[1, 0]
+    seen = {}
+    hooks = paths.path_ablation_hooks(model, (0, 2), [0], "k") + [
+        ("blocks.1.attn.hook_k", lambda k, hook: seen.setdefault("k", k.clone()))]
+    model.run_with_hooks(repeated[:2], fwd_hooks=hooks)
+    torch.testing.assert_close(seen["k"][:, :, 0], expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(seen["k"][:, :, 1], cache["blocks.1.attn.hook_k"][:, :, 1])      # other heads untouched
+    # the roles: the previous-token head matters through the keys, not the values
+    second = hs.copy_losses(hs.per_token_loss(model, repeated), N)[1]
+    rise = {side: hs.copy_losses(hs.per_token_loss(model, repeated, paths.path_ablation_hooks(model, (0, 2), [0, 1], side)), N)[1]
+            - second for side in paths.SIDES}
+    assert rise["k"] > 3 > 0.3 > abs(rise["v"])
+    with pytest.raises(ValueError):
+        paths.path_ablation_hooks(model, (0, 2), [0], "o")
+    with pytest.raises(ValueError):
+        paths.path_ablation_hooks(model, (1, 2), [0], "q")
+
+
+def test_windowed_icl_score_and_its_standard_error():
+    loss = torch.zeros(4, 127)
+    loss[:, 4:15] = 3.0                      # tokens 5..15 cost 3 nats
+    loss[:, 89:110] = torch.tensor([1.0, 1.0, 2.0, 2.0])[:, None]
+    score, se = phases.windowed_icl_score(loss, early=(5, 15), late=(90, 110))
+    per_row = torch.tensor([-2.0, -2.0, -1.0, -1.0])
+    assert score == pytest.approx(-1.5) and se == pytest.approx((per_row.std() / 2).item())
+    assert phases.windowed_icl_score(loss, early=(1, 3), late=(20, 30)) == (0.0, 0.0)
+
+
+def test_induction_attention_from_chosen_query_tokens():
+    n = 4
+    tokens = torch.tensor([[0, 7, 8, 9, 7, 7, 8, 9, 7]])           # BOS, then [7, 8, 9, 7] twice
+    patterns = torch.zeros(1, 1, 2, 9, 9)
+    q = torch.arange(n + 1, 2 * n + 1)
+    patterns[0, 0, 0, q, q - (n - 1)] = torch.tensor([1.0, 0.2, 0.4, 0.6])   # head 0: on the stripe, by query
+    patterns[0, 0, 1, q, 0] = 1.0                                           # head 1: never on the stripe
+    got = natural.induction_attention_from(patterns, tokens, n, torch.tensor([7]))
+    assert torch.allclose(got, torch.tensor([[(1.0 + 0.6) / 2, 0.0]]))
+    assert torch.allclose(natural.induction_attention_from(patterns, tokens, n, torch.tensor([8, 9])), torch.tensor([[0.3, 0.0]]))
+
+
+def test_find_heads_check_uses_the_learners_sequences(model, repeated):
+    from mi_course import checks
+
+    right = checks.run("04.find_heads", lambda: (model, repeated, {"previous_token": {"L0H2"}, "induction": {"L1H0", "L1H1"}}))
+    assert right.passed and "your sequences" in right.message, right.message
+    assert exercises.true_heads(model, repeated) == {"previous_token": {"L0H2"}, "induction": {"L1H0", "L1H1"}}
+    # on sequences with no repetition to copy, nothing scores as an induction head: the truth follows the tokens given
+    no_copy = torch.cat([repeated[:, :1], repeated[:, 1:N + 1], repeated[:, 1:N + 1].flip(1)], dim=1)
+    assert exercises.true_heads(model, no_copy)["induction"] == set()
+    assert not checks.run("04.find_heads", lambda: (model, repeated[:, :-1], {"previous_token": set(), "induction": set()})).passed
+
+
+def test_checkpoint_figure_draws_the_induction_stripe_and_the_phase_change_plots():
+    from mi_course.induction.plots import plot_checkpoint, plot_phase_change
+
+    n = 5
+    fig = plot_checkpoint(torch.rand(2 * n + 1, 2 * n + 1), n, torch.rand(2, 4), torch.rand(2, 4), "L1H1", 100)
+    line = fig.axes[0].lines[0]
+    q = torch.arange(n + 1, 2 * n + 1)
+    assert line.get_xdata().tolist() == (q - (n - 1)).tolist() and line.get_ydata().tolist() == q.tolist()
+    steps = [0, 3200, 3300, 8000]
+    at = {k: torch.rand(4) for k in ("prev_token", "induction", "second_copy", "held_out", "icl")}
+    curve = [dict(step=s, induction_score=0.5, prev_token_score=0.5, held_out_loss=3.0, loss_second_copy=1.0) for s in range(0, 8001, 100)]
+    fig = plot_phase_change(steps, at, curve)
+    assert len(fig.axes) == 6 and fig.axes[1].get_xlim() == (3000, 4000)

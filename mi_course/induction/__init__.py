@@ -5,6 +5,7 @@
   zoo's model cards);
 - :mod:`.view`: attention patterns drawn with circuitsvis, offline and without re-sending its bundle;
 - :mod:`.circuit`: the circuit from the weights (the K-composition circuit and its diagonal);
+- :mod:`.paths`: path ablation (one layer-0 head removed from the query, key or value input of layer-1 heads);
 - :mod:`.phases`: the in-context learning score, and the scores at each training checkpoint;
 - :mod:`.natural`: induction in the world's stories (repeated first names), with the world's labels;
 - :mod:`.plots`: the chapter's figures; :mod:`.widget`: the checkpoint explorer;

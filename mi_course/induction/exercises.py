@@ -175,11 +175,16 @@ def _parse_head(name: Any) -> str | None:
     return head_scores.head_name(int(m.group(1)), int(m.group(2))) if m else None
 
 
-def true_heads(model: Any, n: int = 30, batch: int = 8, seed: int = 0, threshold: float = 0.4) -> dict[str, set[str]]:
-    """The heads above ``threshold``, measured on BOS + n random tokens repeated (any token but BOS)."""
-    bos = int(getattr(model.tokenizer, "bos_token_id", 0) or 0)
-    pool = torch.tensor([t for t in range(model.cfg.d_vocab) if t != bos])
-    tokens = head_scores.repeated_random_tokens(pool, n, batch, bos_id=bos, seed=seed)
+def true_heads(model: Any, tokens: Tensor | None = None, n: int = 30, batch: int = 8, seed: int = 0,
+               threshold: float = 0.4) -> dict[str, set[str]]:
+    """The heads above ``threshold``, measured on ``tokens`` [batch, 1 + 2n'] (BOS, then n' tokens twice):
+    the sequences the learner's score table used. Without them: BOS + ``n`` random tokens repeated (any token
+    but BOS)."""
+    if tokens is None:
+        bos = int(getattr(model.tokenizer, "bos_token_id", 0) or 0)
+        pool = torch.tensor([t for t in range(model.cfg.d_vocab) if t != bos])
+        tokens = head_scores.repeated_random_tokens(pool, n, batch, bos_id=bos, seed=seed)
+    n = (tokens.shape[1] - 1) // 2
     patterns = head_scores.attention_patterns(model, tokens)
     return head_scores.label_heads(head_scores.prev_token_scores(patterns), head_scores.induction_scores(patterns, n),
                                    threshold)
@@ -187,13 +192,17 @@ def true_heads(model: Any, n: int = 30, batch: int = 8, seed: int = 0, threshold
 
 def _judge_heads(learner) -> tuple[bool, str]:
     if not callable(learner):
-        return False, "Pass your function `find_heads` itself (it returns the model and your answer)."
+        return False, "Pass your function `find_heads` itself (it returns the model, the sequences and your answer)."
     out = call_with_timeout(learner, timeout=60)
     if out.error:
         return False, out.error
-    if not (isinstance(out.value, tuple) and len(out.value) == 2 and hasattr(out.value[0], "cfg")):
-        return False, "Return `model, heads`: the model you studied and a dict of head names."
-    model, heads = out.value
+    value = out.value
+    if not (isinstance(value, tuple) and len(value) in (2, 3) and hasattr(value[0], "cfg")):
+        return False, "Return `model, repeated, heads`: the model you studied, the sequences you scored and a dict of head names."
+    model, heads = value[0], value[-1]
+    tokens = value[1] if len(value) == 3 else None
+    if tokens is not None and not (isinstance(tokens, Tensor) and tokens.ndim == 2 and tokens.shape[1] % 2 == 1):
+        return False, "The sequences should be the `[batch, 1 + 2n]` tensor your score table used (`repeated`)."
     if not isinstance(heads, dict) or set(heads) != {"previous_token", "induction"}:
         return False, 'Answer with a dict {"previous_token": {...}, "induction": {...}} of head names like "L0H2".'
     named: dict[str, set[str]] = {}
@@ -203,7 +212,7 @@ def _judge_heads(learner) -> tuple[bool, str]:
         if None in parsed:
             return False, f"Could not read {names[parsed.index(None)]!r} as a head: write heads as 'L1H0' (layer 1, head 0)."
         named[kind] = set(parsed)
-    truth = true_heads(model)
+    truth = true_heads(model, tokens)
     problems = []
     for kind, label in (("previous_token", "previous-token"), ("induction", "induction")):
         missing, extra = truth[kind] - named[kind], named[kind] - truth[kind]
@@ -213,13 +222,15 @@ def _judge_heads(learner) -> tuple[bool, str]:
             problems.append(f"not {label} heads (score below 0.4): {', '.join(sorted(extra))}")
     if problems:
         return False, "Not quite: " + "; ".join(problems) + ". Look again at the score table above."
+    where = "on your sequences" if tokens is not None else "on random tokens"
     return True, (f"Right: previous-token {', '.join(sorted(truth['previous_token'])) or 'none'}; "
-                  f"induction {', '.join(sorted(truth['induction'])) or 'none'} (recomputed from the model).")
+                  f"induction {', '.join(sorted(truth['induction'])) or 'none'} (recomputed from the model {where}).")
 
 
 register(CustomExercise(
     id="04.find_heads", title="Name the heads", reference=None, judge=_judge_heads,
-    hints=["Use the score table of section 3: a head is labelled when its score is above 0.4.",
+    hints=["Use the score table of section 3: a head is labelled when its score is above 0.4. Return the sequences "
+           "that table scored (`repeated`), so that the check measures the same thing.",
            "The previous-token head is in layer 0 (it has nothing earlier to compose with); the induction heads in layer 1."]))
 
 

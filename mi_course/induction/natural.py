@@ -71,3 +71,13 @@ def attention_to_previous_mention(patterns: Tensor, mentions: NameMentions) -> T
 def next_token_loss_at(loss: Tensor, where: Tensor) -> Tensor:
     """Loss of predicting the token after each (doc, position). loss: [docs, length - 1] -> [m]"""
     return loss[where[:, 0], where[:, 1]]
+
+
+def induction_attention_from(patterns: Tensor, tokens: Tensor, n: int, query_ids: Tensor) -> Tensor:
+    """Each head's mean attention on the induction stripe, from the second-copy queries whose token is in
+    ``query_ids`` (e.g. the first names). patterns: [layer, batch, head, q, k] of ``tokens`` [batch, 1 + 2n]
+    (BOS, then n tokens twice)   returns: [layer, head]"""
+    q = torch.arange(n + 1, 2 * n + 1)
+    chosen = torch.isin(tokens[:, q], torch.as_tensor(query_ids))                    # [batch, n]
+    stripe = patterns[..., q, q - (n - 1)]                                             # [layer, batch, head, n]
+    return stripe.permute(1, 3, 0, 2)[chosen].mean(0)                                  # [m, layer, head] -> [layer, head]

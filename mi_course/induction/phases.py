@@ -20,6 +20,18 @@ def in_context_learning_score(loss: Tensor, early: int = 10, late: int = 100) ->
     return (loss[:, late - 1] - loss[:, early - 1]).mean().item()
 
 
+def windowed_icl_score(loss: Tensor, early: tuple[int, int] = (5, 15),
+                       late: tuple[int, int] = (90, 110)) -> tuple[float, float]:
+    """The in-context learning score over windows of tokens, and its standard error over the rows.
+
+    Each row's mean loss on tokens ``late[0]..late[1]`` minus its mean loss on ``early[0]..early[1]``
+    (both ends included; token ``t``'s loss is ``loss[:, t - 1]``): averaging over windows tames the
+    noise of single-token losses. loss: [batch, seq - 1]   returns: (mean over rows, standard error)
+    """
+    per_row = loss[:, late[0] - 1: late[1]].mean(-1) - loss[:, early[0] - 1: early[1]].mean(-1)   # [batch]
+    return per_row.mean().item(), (per_row.std() / len(per_row) ** 0.5).item()
+
+
 def checkpoint_scores(load: Callable[[int], Any], steps: Sequence[int], repeated: Tensor, n: int,
                       text: Tensor, early: int = 10, late: int = 100) -> dict[str, Tensor]:
     """For each checkpoint: best previous-token score (layer 0), best induction score (last layer),

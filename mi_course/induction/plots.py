@@ -57,14 +57,52 @@ def plot_ablation(zero: Tensor, mean: Tensor) -> plt.Figure:
     return fig
 
 
-def plot_positional_qk(scores: Tensor, head: str, n: int = 24) -> plt.Figure:
-    """The first ``n`` positions of a positional QK circuit, each row softmaxed (as attention would be)."""
+def plot_positional_qk(pattern: Tensor, head: str, ln_scale: float, n: int = 24) -> plt.Figure:
+    """The first ``n`` positions of a positional pattern (``circuits.positional_pattern``: scaled by
+    ``1/√d_head`` and the LayerNorm scale, then softmaxed, as the head scales its scores). pattern: [pos, pos]"""
     fig, ax = plt.subplots(figsize=(4.2, 3.8))
-    im = ax.imshow(scores[:n, :n].softmax(-1), cmap="Blues", vmin=0, vmax=1)
+    im = ax.imshow(pattern[:n, :n], cmap="Blues", vmin=0, vmax=1)
     ax.set_xlabel("key position")
     ax.set_ylabel("query position")
-    ax.set_title(f"{head}: softmax(W_pos W_QK W_posᵀ)", fontsize=10)
-    plt.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(f"{head}: softmax(P W_QK Pᵀ / √d_head)\nP = W_pos / LayerNorm scale ({ln_scale:.2f})", fontsize=9)
+    plt.colorbar(im, ax=ax, fraction=0.046, label="attention")
+    fig.tight_layout()
+    return fig
+
+
+def plot_path_ablation(increase: Tensor, writers: Sequence[str], sides: Sequence[str], readers: str) -> plt.Figure:
+    """Increase in the second copy's loss when one writer is removed from one side of the readers' input.
+    increase: [writer, side]"""
+    vmax = max(float(increase.abs().max()), 1e-6)
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    im = ax.imshow(increase, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+    for (i, j), v in zip(torch.cartesian_prod(torch.arange(increase.shape[0]), torch.arange(increase.shape[1])).tolist(),
+                         increase.flatten().tolist()):
+        ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=9, color="white" if abs(v) > 0.6 * vmax else "black")
+    ax.set_xticks(range(len(sides)), sides)
+    ax.set_yticks(range(len(writers)), writers)
+    ax.set_xlabel(f"input of {readers} it is removed from")
+    ax.set_ylabel("layer-0 head removed")
+    ax.set_title("Path ablation: increase in the second copy's loss (nats)", fontsize=10)
+    plt.colorbar(im, ax=ax, fraction=0.046, label="nats")
+    fig.tight_layout()
+    return fig
+
+
+def plot_checkpoint(pattern: Tensor, n: int, prev_token: Tensor, induction: Tensor, head: str, step: int) -> plt.Figure:
+    """The explorer's frame: ``head``'s attention on one repeated sequence, with the induction stripe
+    (key = query - (n - 1), from the second copy) dotted in red, and every head's two scores.
+    pattern: [query, key]; prev_token, induction: [layer, head]"""
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1.2, 1, 1]})
+    axes[0].imshow(pattern, cmap="Blues", vmin=0, vmax=1)
+    q = torch.arange(n + 1, 2 * n + 1)
+    axes[0].plot(q - (n - 1), q, ls=":", color="red", lw=0.9, alpha=0.7, label="induction stripe")
+    axes[0].legend(fontsize=7, loc="upper right")
+    axes[0].set_title(f"{head} at step {step}", fontsize=10)
+    axes[0].set_xlabel("key position")
+    axes[0].set_ylabel("query position")
+    _head_heatmap(axes[1], prev_token, "previous-token scores")
+    _head_heatmap(axes[2], induction, "induction scores", "Reds")
     fig.tight_layout()
     return fig
 
@@ -84,29 +122,43 @@ def plot_token_matrix(M: Tensor, labels: Sequence[str], title: str, xlabel: str,
     return fig
 
 
-def plot_phase_change(steps: Sequence[int], scores: dict[str, Tensor], curve: list[dict]) -> plt.Figure:
-    """Scores and losses at each checkpoint (dots) over the training curve recorded every 100 steps (lines)."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+def plot_phase_change(steps: Sequence[int], scores: dict[str, Tensor], curve: list[dict],
+                      window: tuple[int, int] = (3000, 4000)) -> plt.Figure:
+    """Scores and losses at each shipped checkpoint (dots) over the curve recorded in training every 100
+    steps (lines; its second-copy loss is measured on other random sequences). Left column: the whole run;
+    right column: ``window``, where most checkpoints lie. Rows: scores, losses, ICL score (nats)."""
+    fig, axes = plt.subplots(3, 2, figsize=(11, 7.6), sharex="col", sharey="row", gridspec_kw={"width_ratios": [1, 1.3]})
     cs = [r["step"] for r in curve]
-    ax1.plot(cs, [r["induction_score"] for r in curve], color="tab:red", lw=1, alpha=0.6)
-    ax1.plot(cs, [r["prev_token_score"] for r in curve], color="tab:blue", lw=1, alpha=0.6)
-    ax1.plot(steps, scores["induction"], "o", color="tab:red", label="best induction score (layer 1)")
-    ax1.plot(steps, scores["prev_token"], "o", color="tab:blue", label="best previous-token score (layer 0)")
-    ax1.axhline(0.4, color="grey", ls=":", lw=0.8)
-    ax1.set_ylabel("score")
-    ax1.set_title("the circuit forms")
-    ax1.legend(fontsize=8)
-    ax2.plot(cs, [r["held_out_loss"] for r in curve], color="black", lw=1, alpha=0.6, label="held-out loss (curve)")
-    ax2.plot(cs, [r["loss_second_copy"] for r in curve], color="tab:green", lw=1, alpha=0.6, label="second-copy loss (curve)")
-    ax2.plot(steps, scores["held_out"], "o", color="black", ms=4)
-    ax2.plot(steps, scores["second_copy"], "o", color="tab:green", ms=4)
-    ax2.plot(steps, scores["icl"], "s", color="tab:purple", ms=4, label="ICL score (late - early loss)")
-    ax2.axhline(0, color="grey", lw=0.6)
-    ax2.set_ylabel("nats")
-    ax2.set_title("losses")
-    ax2.legend(fontsize=8)
-    for ax in (ax1, ax2):
-        ax.set_xscale("symlog", linthresh=1000)
+    rows = [
+        [("induction_score", "induction", "tab:red", "best induction score (layer 1)"),
+         ("prev_token_score", "prev_token", "tab:blue", "best previous-token score (layer 0)")],
+        [("held_out_loss", "held_out", "black", "held-out loss"),
+         ("loss_second_copy", "second_copy", "tab:green", "second-copy loss")],
+        [(None, "icl", "tab:purple", "ICL score (token 100 - token 10)")],
+    ]
+    for r, (series, ylabel) in enumerate(zip(rows, ("score", "loss (nats)", "ICL score (nats)"))):
+        for c, ax in enumerate(axes[r]):
+            for curve_key, key, color, label in series:
+                if curve_key is not None:
+                    ax.plot(cs, [x[curve_key] for x in curve], color=color, lw=1, alpha=0.5,
+                            label=f"{label}, recorded in training" if c == 0 else None)
+                ax.plot(steps, scores[key], "o", color=color, ms=4, label=f"{label}, checkpoints" if c == 0 else None)
+            if r == 0:
+                ax.axhline(0.4, color="grey", ls=":", lw=0.8)
+            if r == 2:
+                ax.axhline(0, color="grey", lw=0.6)
+            if c == 1:
+                ax.set_xlim(*window)
+                ax.set_xticks(range(window[0], window[1] + 1, 100), minor=True)
+            else:
+                ax.set_ylabel(ylabel)
+        handles, labels = axes[r, 0].get_legend_handles_labels()       # the scores' legend fits best in the zoom
+        axes[r, 1 if r == 0 else 0].legend(handles, labels, fontsize=7, loc=("lower right", "upper right", "lower left")[r])
+    axes[0, 0].set_title("the whole run")
+    axes[0, 1].set_title(f"steps {window[0]:,}-{window[1]:,} (the phase change)")
+    for ax in axes[2]:
         ax.set_xlabel("training step")
+    fig.suptitle("The induction circuit forms (lines: recorded in training on other random sequences; dots: this chapter's measurements)",
+                 fontsize=10)
     fig.tight_layout()
     return fig

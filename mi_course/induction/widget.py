@@ -27,7 +27,7 @@ def checkpoint_explorer(load: Callable[[int], Any], steps: Sequence[int], tokens
     import ipywidgets as w
     import matplotlib.pyplot as plt
 
-    from .plots import _head_heatmap
+    from .plots import plot_checkpoint
 
     compute = lru_cache(maxsize=None)(lambda step: scores_at(load(step), tokens, n))
     slider = w.SelectionSlider(options=list(steps), value=steps[-1], description="step", continuous_update=False)
@@ -35,15 +35,8 @@ def checkpoint_explorer(load: Callable[[int], Any], steps: Sequence[int], tokens
 
     def redraw(*_):
         s = compute(slider.value)
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1.2, 1, 1]})
         layer, h = head
-        axes[0].imshow(s["patterns"][layer, 0, h], cmap="Blues", vmin=0, vmax=1)
-        axes[0].set_title(f"L{layer}H{h} at step {slider.value}", fontsize=10)
-        axes[0].set_xlabel("key position")
-        axes[0].set_ylabel("query position")
-        _head_heatmap(axes[1], s["prev_token"], "previous-token scores")
-        _head_heatmap(axes[2], s["induction"], "induction scores", "Reds")
-        fig.tight_layout()
+        fig = plot_checkpoint(s["patterns"][layer, 0, h], n, s["prev_token"], s["induction"], f"L{layer}H{h}", slider.value)
         plt.close(fig)                     # shown inside the widget only
         out.outputs = ()
         out.append_display_data(fig)
