@@ -133,11 +133,8 @@ def test_attribution_patching_is_the_first_order_effect(setup):
     exact = patching.patch_sweep(model, corrupt, nearby, patching.head_sites(model.cfg.n_layers, model.cfg.n_heads),
                                  metric).view_as(estimate) - metric(model(corrupt)).item()
     torch.testing.assert_close(exact, estimate, atol=2e-4, rtol=0.05)
-    # on the real clean-vs-corrupt patch the estimate ranks heads roughly like exact patching
-    real = atp.head_attribution(model, cache, corrupt, metric)
-    truth = patching.patch_sweep(model, corrupt, cache, patching.head_sites(model.cfg.n_layers, model.cfg.n_heads), metric)
-    assert atp.spearman(real, truth) > 0.5
-    assert atp.spearman(truth, truth) == pytest.approx(1.0)
+    # (on the real clean-vs-corrupt patch, a large change, it does not rank heads reliably:
+    #  tests/test_fact_recall_atp.py::test_atp_misses_the_name_movers_whatever_the_sample)
 
 
 def test_the_sport_is_an_and_of_both_names():

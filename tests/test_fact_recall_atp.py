@@ -135,15 +135,23 @@ def test_qk_tables_on_a_tiny_gpt2(tiny_gpt2):
     assert saturation.verification_rank(exact, saturation.missed_node(exact, torch.zeros_like(exact))) == 1
 
 
-def test_atp_ranks_heads_like_exact_patching():
-    """The issue's bar, on the benchmark's 32 pairs: AtP per head (summed over positions) against exact patching of
-    each head at every position, Spearman at least 0.8."""
+def test_atp_misses_the_name_movers_whatever_the_sample():
+    """AtP against exact patching per head, on 32 pairs drawn from two seeds. The rank agreement is not a stable
+    number on this model (Spearman from -0.01 to 0.87 over four samples of 32 pairs; it was once asserted >= 0.8
+    on the one sample that gave it). What holds on every sample: the two heads that matter most, the name movers
+    L0H0 and L0H3, get AtP estimates under half their exact effect, because the AND that uses their output
+    sits downstream, where a tangent at the corrupted run sees nothing."""
     from mi_course.fact_recall import patching
 
     model = models.load("gelu-3l-facts", device="cpu")
-    p = make_pairs(prompts.world_fact_prompts(), 32)
-    metric, cache = normalised_logit_diff(model, p)
     L, H = model.cfg.n_layers, model.cfg.n_heads
-    exact = patching.patch_sweep(model, p.corrupt, cache, patching.head_sites(L, H), metric).view(L, H)
-    estimate = atp.head_attribution(model, cache, p.corrupt, metric)
-    assert atp.spearman(estimate, exact) >= 0.8
+    for seed in (0, 1):
+        p = make_pairs(prompts.world_fact_prompts(), 32, seed)
+        metric, cache = normalised_logit_diff(model, p)
+        exact = patching.patch_sweep(model, p.corrupt, cache, patching.head_sites(L, H), metric).view(L, H)
+        estimate = atp.head_attribution(model, cache, p.corrupt, metric)
+        top = {(int(i) // H, int(i) % H) for i in exact.flatten().topk(2).indices}
+        assert top == {(0, 0), (0, 3)}, (seed, top)
+        for layer, head in top:
+            assert exact[layer, head] > 0.3
+            assert estimate[layer, head].abs() < 0.5 * exact[layer, head], (seed, layer, head)
