@@ -240,12 +240,19 @@ def main() -> None:
     parser.add_argument("--full-timeout", type=float, default=1800, help="seconds per chapter at size='full'")
     parser.add_argument("--full-only", action="store_true",
                         help="only run the chapters at size='full'; the other sections of results.json are kept")
+    parser.add_argument("--chapters", default="[0-9][0-9]_*",
+                        help="with --full-only: which chapters to rerun (a glob; the others' entries are kept)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = REPO / "benchmarks" / "results.json"
     if args.full_only:
         results = json.loads(out.read_text()) if out.exists() else {}
-        results["claims_at_full_size"] = full_size_claims(args.full_timeout)
+        rerun = full_size_claims(args.full_timeout, args.chapters)
+        before = results.get("claims_at_full_size", {})
+        kept = [{"commit": before.get("commit", "?"), **c} for c in before.get("chapters", [])
+                if c["notebook"] not in {r["notebook"] for r in rerun["chapters"]}]
+        rerun["chapters"] = sorted(kept + rerun["chapters"], key=lambda c: c["notebook"])
+        results["claims_at_full_size"] = rerun
         out.write_text(json.dumps(results, indent=2) + "\n")
         return
     results = {"machine": {"cpus": psutil.cpu_count(), "python": platform.python_version(),
@@ -286,11 +293,12 @@ def _commit() -> str:
     return run("rev-parse", "--short", "HEAD") + ("+changes" if run("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def full_size_claims(timeout_s: float) -> dict:
-    """Which of each chapter's claims hold at size="full" (more samples, longer training): reported, not asserted."""
-    report = {"commit": _commit(), "load_average_at_start": [round(x, 2) for x in psutil.getloadavg()], "chapters": []}
-    for nb in sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb")):
-        report["chapters"].append(notebook_run(nb, {"size": "full"}, timeout_s=timeout_s))
+def full_size_claims(timeout_s: float, chapters: str = "[0-9][0-9]_*") -> dict:
+    """Which of each chapter's claims hold at size="full" (more samples, longer training): reported, not asserted.
+    Each chapter's entry records the commit it ran at."""
+    report = {"load_average_at_start": [round(x, 2) for x in psutil.getloadavg()], "chapters": []}
+    for nb in sorted((REPO / "solutions").glob(f"{chapters}.ipynb")):
+        report["chapters"].append({**notebook_run(nb, {"size": "full"}, timeout_s=timeout_s), "commit": _commit()})
         print("full size:", report["chapters"][-1], flush=True)
     return report
 
