@@ -290,7 +290,8 @@ def _commit() -> str:
     import subprocess
 
     run = lambda *a: subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    return run("rev-parse", "--short", "HEAD") + ("+changes" if run("status", "--porcelain", "--untracked-files=no") else "")
+    changed = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results.json")
+    return run("rev-parse", "--short", "HEAD") + ("+changes" if changed else "")
 
 
 def full_size_claims(timeout_s: float, chapters: str = "[0-9][0-9]_*") -> dict:
