@@ -121,7 +121,8 @@ def test_no_message_or_hint_reveals_the_answer(question_id):
 @pytest.mark.parametrize("question_id", list(ANSWERS))
 def test_answers_are_stored_only_as_salted_hashes(question_id):
     q, value = QUESTIONS[question_id], ANSWERS[question_id]
-    form = answers._choice_form(q, value) if q.kind == "choice" else str(round(float(value) / q.step))
+    form = {"choice": lambda: answers._choice_form(q, value), "text": lambda: answers.normalise_text(value),
+            "number": lambda: str(round(float(value) / q.step))}[q.kind]()
     assert answers.digest(q.salt, form) in q.digests                  # the stored digest is salted ...
     import hashlib
     assert hashlib.sha256(form.encode()).hexdigest()[:24] not in q.digests   # ... not a plain hash
@@ -225,18 +226,18 @@ def facts():
 
 
 @pytest.mark.parametrize("name", ["gelu-3l-facts", "attn-only-2l", "attn-only-1l"])
-def test_p1_unused_words_are_nearly_parallel_and_were_not_at_init(name):
+def test_p1_the_measurements_the_puzzle_rests_on(name):
     E = models.load(name, device="cpu").W_E.detach()
     unused, used = torch.from_numpy(world.unused_token_ids()), torch.from_numpy(world.used_token_ids())
     assert geometry.mean_pairwise_cosine(E[unused]) > 0.9
     assert abs(geometry.mean_pairwise_cosine(E[used])) < 0.1
-    assert E[unused].norm(dim=-1).mean() > 2 * E[used].norm(dim=-1).mean()     # they grew, not shrank
+    assert E[unused].norm(dim=-1).mean() > 2 * E[used].norm(dim=-1).mean()
     E0 = training.native_model(training.RECIPES[name]).tok_embed.weight.detach()
-    assert abs(geometry.mean_pairwise_cosine(E0[unused])) < 0.1                   # not the initialisation
-    assert geometry.mean_pairwise_cosine(geometry.centre(E[unused])) < 0          # the rest is random-looking
+    assert abs(geometry.mean_pairwise_cosine(E0[unused])) < 0.1
+    assert geometry.mean_pairwise_cosine(geometry.centre(E[unused])) < 0
 
 
-def test_p1_unused_rows_get_parallel_gradients_and_the_centring_answer_holds(facts):
+def test_p1_gradients_and_the_bonus_answer(facts):
     E = facts.W_E.detach()
     unused, used = torch.from_numpy(world.unused_token_ids()), torch.from_numpy(world.used_token_ids())
     tokens = training.held_out_tokens(training.RECIPES["gelu-3l-facts"], n_rows=8)
@@ -252,20 +253,24 @@ def test_p1_unused_rows_get_parallel_gradients_and_the_centring_answer_holds(fac
 def test_p2_relation_vectors_beat_random_and_the_answer_holds(facts):
     countries = vectors.word_ids([c for c, _ in world.COUNTRIES])
     capitals = vectors.word_ids([k for _, k in world.COUNTRIES])
-    male = vectors.word_ids([m for m, _ in world.GENDER_PAIRS])
-    female = vectors.word_ids([f for _, f in world.GENDER_PAIRS])
+    pairs = world.GENDER_PAIRS + tuple(zip(world.PRONOUNS[0], world.PRONOUNS[1]))      # as the notebook builds them
+    male = vectors.word_ids([m for m, _ in pairs])
+    female = vectors.word_ids([f for _, f in pairs])
     E = vectors.word_vectors(facts, torch.arange(len(world.VOCAB)))
     relation, random = relations.held_out_explained(E[countries], E[capitals])
     assert relation.mean() > 10 * random.mean() and (relation > random).all()
     g_rel, g_rand = relations.held_out_explained(E[male], E[female])
     assert g_rel.mean() > 10 * g_rand.mean()
     assert evaluate("P2", relation.mean())
+    for wrong, topic in ((g_rel.mean(), "male -> female"), (random.mean(), "random direction")):
+        verdict = evaluate("P2", wrong)                           # the notebook's own numbers get their nudges
+        assert not verdict and topic in verdict.message, (float(wrong), verdict)
     T = world.TOKEN_ID
     assert relations.analogy(E, T["Kenya"], T["Spain"], T["Madrid"], world.VOCAB, k=1)[0][0] == "Nairobi"
     assert relations.analogy_accuracy(E, countries, capitals, world.VOCAB) > 0.7
 
 
-def test_p2_last_layer_explains_everything_but_keeps_no_identity(facts):
+def test_p2_the_last_layer_measurements(facts):
     countries = vectors.word_ids([c for c, _ in world.COUNTRIES])
     capitals = vectors.word_ids([k for _, k in world.COUNTRIES])
     V = vectors.word_vectors(facts, torch.arange(len(world.VOCAB)), "blocks.2.hook_resid_post")
@@ -276,23 +281,164 @@ def test_p2_last_layer_explains_everything_but_keeps_no_identity(facts):
     assert geometry.mean_pairwise_cosine(geometry.centre(V[capitals], reference=V[used])) > 0.9
 
 
-def test_p3_probe_first_gains_in_attention_zero_and_the_confounds_show(facts):
+def test_p3_probes_per_place_and_the_local_context(facts):
     train, test = position.position_data(96), position.position_data(32, first_doc=10**8 + 10**6)
     hooks = position.residual_hooks(facts.cfg.n_layers)
     results = {r.hook: r.accuracy for r in position.probe_layers(
         position.collect_residuals(facts, train.tokens, hooks), train,
         position.collect_residuals(facts, test.tokens, hooks), test)}
     hard = {hook: acc["hard"] for hook, acc in results.items()}
-    assert hard["blocks.0.hook_resid_mid"] > hard["blocks.0.hook_resid_pre"] + 0.08      # attention 0 brings it
-    assert hard["blocks.0.hook_resid_post"] < hard["blocks.0.hook_resid_mid"] + 0.02     # MLP 0 adds nothing
-    assert max(hard.values()) < hard["blocks.0.hook_resid_mid"] + 0.02                  # nor does any later place
+    hooks = list(hard)
+    first = next(h for h in hooks[3:] if hard[h] > hard["blocks.0.hook_resid_pre"] + 0.05)
+    assert evaluate("P3", first)
+    assert hard[first] > hard["blocks.0.hook_resid_pre"] + 0.08
+    assert all(hard[h] < hard[first] + 0.02 for h in hooks[hooks.index(first):])
     embed = results["hook_embed"]
     assert embed["sentence-initial"] > 0.85 and max(embed, key=embed.get) == "sentence-initial"
-    assert hard["hook_pos_embed"] < 0.25                                                  # absolute position: weak
-    # the bonus: the current word and the one before it are enough to match attention 0; the word alone is not
+    assert hard["hook_pos_embed"] < 0.25
     mask = train.word_pos >= 0
     labels = train.word_pos[mask].clamp(max=position.N_CLASSES - 1)
     E = facts.W_E.detach()
     context = {k: position.probe_accuracy(position.fit_probe(position.context_features(E, train.tokens, k)[mask], labels),
-                                          position.context_features(E, test.tokens, k), test)["hard"] for k in (1, 2)}
-    assert context[1] < hard["blocks.0.hook_resid_mid"] - 0.08 and context[2] >= hard["blocks.0.hook_resid_mid"]
+                                          position.context_features(E, test.tokens, k), test)["hard"] for k in (1, 2, 3)}
+    smallest = next(k for k in (1, 2, 3) if context[k] >= max(hard.values()))
+    assert evaluate("P3.confound", smallest) and context[1] < max(hard.values()) - 0.08
+
+
+# --- no way to the answer that is cheaper than solving the puzzle ---------------------------------
+# How a reader could find an answer without solving: (1) read the learner's notebook, a hint, or a message
+# that names it; (2) read the stored nudges and keep the one option that has none; (3) read which option the
+# stored nudge texts describe and keep the one they do not; (4) see the same letter win every time, or one
+# option longer and more careful than the rest; (5) read these tests' names and comments. Each test below
+# closes one of these. (Looping over the options with check_answer is searching, not reading: see answers.py.)
+
+def _n_layers() -> int:
+    return models.load("gelu-3l-facts", device="cpu").cfg.n_layers
+
+
+def _candidates(question_id: str) -> list[str]:
+    """What a learner picks among: the letters of a choice, the places of the residual stream for a place."""
+    q = QUESTIONS[question_id]
+    if q.kind == "choice":
+        return list(q.choices)
+    if q.kind == "text" and str(ANSWERS[question_id]).startswith(("hook_", "blocks.")):
+        return position.residual_hooks(_n_layers())
+    return []
+
+
+def _key(question_id: str, form: str) -> str:
+    q = QUESTIONS[question_id]
+    return answers.nudge_key(q.salt, form if q.kind == "choice" else answers.normalise_text(form))
+
+
+def _plain(text: str) -> str:
+    """Lower case, no backticks, underscores read as spaces, one space between words (test names too)."""
+    return re.sub(r"\s+", " ", text.lower().replace("`", "").replace("_", " ").replace("’", "'")).strip()
+
+
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five")
+
+
+def _place_names(hook: str) -> list[str]:
+    """The ways prose names one place of the residual stream (``blocks.0.hook_resid_mid``: block 0's
+    attention, attention 0, 0.resid_mid, ...)."""
+    match = re.fullmatch(r"blocks\.(\d+)\.hook_(resid_\w+)", hook)
+    if not match:
+        return [hook]
+    layer, kind = match.group(1), match.group(2)
+    names = [hook, f"{layer}.{kind}", f"{kind} {layer}", f"{kind} of block {layer}"]
+    sub = {"resid_mid": ["attention", "attn"], "resid_post": ["mlp"]}.get(kind, [])
+    for part in sub:
+        for number in (layer, _NUMBER_WORDS[int(layer)] if int(layer) < len(_NUMBER_WORDS) else layer):
+            names += [f"block {number}'s {part}", f"{part} {number}", f"{part} layer of block {number}",
+                      f"layer {number}'s {part}", f"L{number} {part}", f"{part} in block {number}"]
+    return names
+
+
+def _needles(question_id: str) -> list[str]:
+    """Texts that give this question's answer away wherever a learner can read them."""
+    q, value = QUESTIONS[question_id], ANSWERS[question_id]
+    if q.kind == "number":
+        return [f"{float(value):.2f}"]
+    if q.kind == "text":
+        return _place_names(str(value)) if str(value).startswith(("hook_", "blocks.")) else [str(value)]
+    letter = answers._choice_form(q, value)
+    option = q.choices[letter]
+    others = " ".join(v for k, v in q.choices.items() if k != letter)
+    own_hooks = [h for h in re.findall(r"`?((?:blocks\.\d+\.)?hook_\w+)`?", option) if h not in others]
+    return [option] + [name for h in own_hooks for name in _place_names(h)]
+
+
+def _messages(question_id: str) -> list[str]:
+    """Every text the checker can show for this question: hints, and the verdict on every candidate."""
+    q = QUESTIONS[question_id]
+    shown = [hint(question_id, n) for n in range(1, len(q.hints) + 1)]
+    return shown + [str(evaluate(question_id, c)) for c in _candidates(question_id)]
+
+
+def _learner_texts() -> dict[str, str]:
+    """What a learner reads: the generated puzzle notebooks (minus the lines that list the options, where every
+    option appears once), the puzzles' README, and every hint and message of every question."""
+    texts = {}
+    for p in PUZZLES:
+        nb = nbformat.read(REPO / "puzzles" / p.notebook, as_version=4)
+        for cell in nb.cells:
+            lines = [ln for ln in cell.source.splitlines() if not re.match(r"\s*- \*\*[a-z]\.\*\*", ln)]
+            texts[f"puzzles/{p.notebook} cell {cell.get('id')}"] = "\n".join(lines)
+    texts["puzzles/README.md"] = (REPO / "puzzles" / "README.md").read_text(encoding="utf-8")
+    for question_id in QUESTIONS:
+        for i, message in enumerate(_messages(question_id)):
+            texts[f"{question_id} message {i}"] = message
+    return texts
+
+
+@pytest.mark.parametrize("question_id", list(ANSWERS))
+def test_nothing_a_learner_reads_names_an_answer(question_id):
+    needles = [_plain(n) for n in _needles(question_id)]
+    for where, text in _learner_texts().items():
+        found = [n for n in needles if n in _plain(text)]
+        assert not found, f"{where} gives {question_id}'s answer away: {found[0]!r} in {text!r}"
+
+
+@pytest.mark.parametrize("question_id", [q for q in ANSWERS if _candidates(q)])
+def test_every_candidate_has_a_nudge_the_right_one_too(question_id):
+    nudged = {d for d, _ in QUESTIONS[question_id].nudges}
+    bare = [c for c in _candidates(question_id) if _key(question_id, c) not in nudged]
+    assert not bare, f"{question_id}: {bare} have no stored nudge, so a reader can single them out"
+
+
+@pytest.mark.parametrize("question_id", list(ANSWERS))
+def test_stored_nudges_cannot_be_read_without_giving_their_answer(question_id):
+    source = (REPO / "mi_course" / "embeddings" / "answers.py").read_text(encoding="utf-8")
+    for key, stored in QUESTIONS[question_id].nudges:
+        assert " " not in stored, f"{question_id}: a nudge is stored as plain text: {stored!r}"
+        assert key not in QUESTIONS[question_id].digests, f"{question_id}: the right answer's nudge is marked"
+    for candidate in _candidates(question_id):
+        verdict = evaluate(question_id, candidate)
+        if not verdict:
+            assert verdict.message not in source, f"{question_id}: {candidate!r}'s nudge is readable in answers.py"
+
+
+def test_the_right_option_does_not_stand_out():
+    letters = []
+    for question_id, value in ANSWERS.items():
+        q = QUESTIONS[question_id]
+        if q.kind != "choice":
+            continue
+        letter = answers._choice_form(q, value)
+        letters.append(letter)
+        others = [len(v) for k, v in q.choices.items() if k != letter]
+        assert len(q.choices[letter]) <= 1.1 * max(others), f"{question_id}: the right option is the longest"
+    assert len(letters) < 2 or len(set(letters)) > 1, f"every choice question is answered by {letters[0]!r}"
+
+
+def test_these_tests_names_and_comments_name_no_answer():
+    import io
+    import tokenize
+    source = Path(__file__).read_text(encoding="utf-8")
+    names = [node.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)]
+    comments = [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT]
+    for question_id in ANSWERS:
+        for text in names + comments:
+            found = [n for n in map(_plain, _needles(question_id)) if n in _plain(text)]
+            assert not found, f"{text!r} names {question_id}'s answer ({found[0]!r})"

@@ -23,6 +23,11 @@ def cosine_histograms(sets: dict[str, Tensor], title: str = "Pairwise cosine sim
     return fig
 
 
+def short_place(hook: str) -> str:
+    """A place's short label: ``blocks.1.hook_resid_post`` -> ``1.resid_post``, ``hook_embed`` -> ``embed``."""
+    return hook.replace("blocks.", "").replace("hook_", "")
+
+
 def explained_bars(results: dict[str, tuple[Tensor, Tensor]], title: str):
     """Mean held-out fraction explained by the relation vector and by a random vector, per place.
 
@@ -35,24 +40,31 @@ def explained_bars(results: dict[str, tuple[Tensor, Tensor]], title: str):
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.bar(x - 0.2, relation, 0.4, label="relation vector (other pairs' mean difference)")
     ax.bar(x + 0.2, random, 0.4, label="random direction")
-    ax.set_xticks(x, places, fontsize=8)
-    ax.set(title=title, ylabel="fraction of |d|² explained", ylim=(0, 1.05))
+    ax.set_xticks(x, [short_place(p) for p in places], fontsize=8)
+    ax.set(title=title, xlabel="place (embedding, or residual stream after block L)",
+           ylabel="fraction of |d|² explained", ylim=(0, 1.05))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def probe_bars(results: list[ProbeResult], title: str = "Linear probe for the word's position in its sentence"):
-    """Held-out probe accuracy at each place, one bar per group of tokens."""
+def probe_bars(results: list[ProbeResult], title: str = "Linear probe for the word's position in its sentence",
+               baseline: dict[str, float] | None = None):
+    """Held-out probe accuracy at each place, one bar per group of tokens; ``baseline`` ({group: accuracy},
+    e.g. :func:`~.position.majority_baseline`) is drawn as one dashed line per group, in the group's colour."""
     groups = list(results[0].accuracy)
     x = np.arange(len(results))
     width = 0.8 / len(groups)
     fig, ax = plt.subplots(figsize=(9, 3.4))
     for k, group in enumerate(groups):
-        ax.bar(x + (k - (len(groups) - 1) / 2) * width, [r.accuracy[group] for r in results], width, label=group)
-    labels = [r.hook.replace("blocks.", "").replace("hook_", "") for r in results]
-    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-    ax.set(title=title, ylabel="held-out accuracy", ylim=(0, 1.05))
-    ax.legend(fontsize=8, title="tokens")
+        bars = ax.bar(x + (k - (len(groups) - 1) / 2) * width, [r.accuracy[group] for r in results], width,
+                      label=group)
+        if baseline is not None and group in baseline:
+            ax.axhline(baseline[group], color=bars.patches[0].get_facecolor(), ls="--", lw=1,
+                       label=f"{group}: commonest position")
+    ax.set_xticks(x, [short_place(r.hook) for r in results], rotation=30, ha="right", fontsize=8)
+    ax.set(title=title, xlabel="place in the model (L.resid_mid: after block L's attention)",
+           ylabel="held-out accuracy", ylim=(0, 1.05))
+    ax.legend(fontsize=8, title="tokens", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
