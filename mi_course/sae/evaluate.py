@@ -32,7 +32,6 @@ def _next_token_loss(logits: Tensor, tokens: Tensor) -> Tensor:
     return -logp.gather(-1, tokens[:, 2:, None]).mean()
 
 
-@torch.no_grad()
 def _splice_hook(sae: SAE):
     """A hook that replaces an activation [batch, pos, d] by the SAE's reconstruction, BOS (position 0) kept."""
     def splice(act, hook):
@@ -42,6 +41,7 @@ def _splice_hook(sae: SAE):
     return splice
 
 
+@torch.no_grad()
 def spliced_accuracy(model: Any, sae: SAE, tokens: Tensor, answers: Tensor, hook_name: str,
                      candidates: Tensor | None = None) -> dict[str, float]:
     """A task splice: top-1 accuracy of the answer at the last position, clean and with the SAE's
@@ -57,11 +57,11 @@ def spliced_accuracy(model: Any, sae: SAE, tokens: Tensor, answers: Tensor, hook
     def accuracy(logits: Tensor) -> float:
         return (ids[logits[:, -1, ids].argmax(-1)] == answers).float().mean().item()
 
-    with torch.no_grad():
-        return {"clean": accuracy(model(tokens)),
-                "spliced": accuracy(model.run_with_hooks(tokens, fwd_hooks=[(hook_name, _splice_hook(sae))]))}
+    return {"clean": accuracy(model(tokens)),
+            "spliced": accuracy(model.run_with_hooks(tokens, fwd_hooks=[(hook_name, _splice_hook(sae))]))}
 
 
+@torch.no_grad()
 def spliced_losses(model: Any, sae: SAE, tokens: Tensor, hook_name: str,
                    ablation: str = "zero") -> dict[str, float]:
     """Next-token loss clean, with the SAE's reconstruction spliced in at ``hook_name``, and with the
