@@ -18,10 +18,21 @@ def train_small(feature_probability: float, importance_decay: float, n_features:
 
     Feature i has importance ``importance_decay ** i``. Returns W: [2, n_features].
     """
-    importance = importance_decay ** torch.arange(n_features, dtype=torch.float32)
+    return train_small_settings([feature_probability], [importance_decay], n_features, n_seeds, steps, seed)[0]
+
+
+def train_small_settings(feature_probabilities: list[float], importance_decays: list[float],
+                         n_features: int = 5, n_seeds: int = 2, steps: int = 1_500, seed: int = 0) -> Tensor:
+    """:func:`train_small` at several settings at once, in one batched model (as fast as one setting).
+
+    Setting k has feature probability ``feature_probabilities[k]`` and importances
+    ``importance_decays[k] ** i``. Returns W: [settings, 2, n_features].
+    """
+    decays = torch.tensor(importance_decays, dtype=torch.float32)
+    importance = decays[:, None] ** torch.arange(n_features, dtype=torch.float32)   # [settings, features]
     config = TrainConfig(steps=steps, batch_size=256, lr=1e-2, seed=seed, progress=False)
-    W, _ = sweep(n_features, 2, torch.tensor([feature_probability]), importance, n_seeds, config)
-    return W[0]
+    W, _ = sweep(n_features, 2, torch.tensor(feature_probabilities, dtype=torch.float32), importance, n_seeds, config)
+    return W
 
 
 def superposition_explorer(n_features: int = 5):
