@@ -236,9 +236,9 @@ def test_lookup_sites_and_ablation_modes(setup):
         assert 0.35 < metric(ablated) < 0.65
 
 
-def test_the_and_is_computed_in_the_last_mlp():
-    """The excess of each component's direct effect on the sport logit: MLPs carry the AND (the last one most),
-    attention layers and embeddings add up."""
+def test_the_last_mlp_shows_the_largest_direct_excess():
+    """The excess of each component's direct effect on the sport logit: MLPs carry the AND (the last one shows the
+    most), attention layers and embeddings add up. Where it is *made* is the next test's question."""
     from mi_course.fact_recall import lookup
     from mi_course.zoo.world import World
 
@@ -342,3 +342,82 @@ def test_lookup_functions_run_on_a_tiny_gpt2(tiny_gpt2):
     parts = lookup.direct_logits(gpt2, P.tokens, P.answers)
     assert "0 mlp_out" in parts and all(v.shape == (len(P.names),) for v in parts.values())
     torch.testing.assert_close(parts["logit"], lookup.answer_logits(gpt2, P.tokens, P.answers))
+
+
+def _mlp_by_hand(model, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """MLP ``layer`` of a folded, centred model from its weights: LayerNorm without weights, W_in, GELU, W_out.
+    x: [n, d_model] -> [n, d_model]"""
+    x = x - x.mean(-1, keepdim=True)
+    x = x / (x.pow(2).mean(-1, keepdim=True) + model.cfg.eps).sqrt()
+    return torch.nn.functional.gelu(x @ model.W_in[layer] + model.b_in[layer]) @ model.W_out[layer] + model.b_out[layer]
+
+
+def test_the_and_is_made_in_mlp0_and_amplified_later():
+    """excess_by_mlp: MLP 0 reads an input without excess and writes one; the last MLP, fed the additive input,
+    makes a small part of its direct excess. Its 'created' column is recomputed here from the weights."""
+    from mi_course.fact_recall import lookup
+    from mi_course.zoo.world import World
+
+    model = models.load("gelu-3l-facts", device="cpu")
+    P = prompts.world_fact_prompts()
+    rows = lookup.swapped_names(World(0).kb, seed=3)
+    four = [lookup.fact_prompt_tokens([r[k] for r in rows]) for k in range(4)]
+    by_mlp = lookup.excess_by_mlp(model, four, P.answers)
+    assert by_mlp["input"][0] < 0.05 < 0.25 < by_mlp["output"][0]
+    assert (by_mlp["input"][1:] > 0.2).all()
+    assert by_mlp["created"][-1].mean() < 0.2 * by_mlp["direct"][-1].mean()
+    direct = {k: v for k, v in zip(range(3), by_mlp["direct"])}
+    parts = [lookup.direct_logits(model, t, P.answers) for t in four]
+    for l in range(model.cfg.n_layers):              # "direct" is the excess of direct_logits' MLP column
+        torch.testing.assert_close(direct[l], lookup.nonlinear_excess(*[p[f"{l} mlp_out"] for p in parts]),
+                                   atol=1e-4, rtol=1e-4)
+    with torch.no_grad():                            # "created": the MLP by hand on the additive input
+        caches = [model.run_with_cache(t)[1] for t in four]
+        l = model.cfg.n_layers - 1
+        x = [c[f"blocks.{l}.hook_resid_mid"][:, -1] for c in caches]
+        y = _mlp_by_hand(model, l, x[1] + x[2] - x[3])
+        along = (y / caches[0]["ln_final.hook_scale"][:, -1] * model.W_U[:, P.answers].T).sum(-1)
+        created = along - (parts[1][f"{l} mlp_out"] + parts[2][f"{l} mlp_out"] - parts[3][f"{l} mlp_out"])
+    torch.testing.assert_close(by_mlp["created"][l], created, atol=1e-3, rtol=1e-3)
+    same = lookup.excess_by_mlp(model, [four[0]] * 4, P.answers)    # one prompt four times: nothing to excess
+    assert same["input"].abs().max() < 1e-5 and same["created"].abs().max() < 1e-3
+
+
+def test_agreement_leaves_out_nodes_that_are_zero_in_both_tables():
+    from mi_course.fact_recall import atp
+
+    exact = torch.tensor([0.0, 0.0, 0.0, 0.5, 0.2, 0.1])
+    estimate = torch.tensor([0.0, 0.0, 0.0, 0.05, 0.2, 0.3])
+    moved = atp.nodes_that_change(exact, estimate)
+    assert moved.tolist() == [False, False, False, True, True, True]
+    assert atp.spearman(exact, estimate, moved) == pytest.approx(-1.0)     # reversed order on the nodes that move
+    assert atp.spearman(exact, estimate) > 0                                # the tied zeros dilute it
+
+
+def test_the_qk_fix_uses_the_models_attention_scale_and_refuses_rotary(setup):
+    from types import SimpleNamespace
+
+    from mi_course.fact_recall import atp
+
+    model, clean, corrupt, cache, metric, _, _ = setup
+    names = [f"blocks.0.attn.hook_{x}" for x in ("q", "k", "pattern")]
+    acts, grads = atp.gradients(model, corrupt, names, metric)
+    default = atp.qk_fix(cache, acts, grads, 0)
+    torch.testing.assert_close(atp.qk_fix(cache, acts, grads, 0, model.cfg), default)
+    unscaled = SimpleNamespace(use_attn_scale=False, attn_scale=-1.0, d_head=model.cfg.d_head)
+    assert not torch.allclose(atp.qk_fix(cache, acts, grads, 0, unscaled)[1], default[1])
+    with pytest.raises(ValueError, match="rotary"):
+        atp.qk_fix(cache, acts, grads, 0, SimpleNamespace(positional_embedding_type="rotary"))
+
+
+def test_compared_sweeps_share_one_colour_scale():
+    import matplotlib.pyplot as plt
+
+    from mi_course.fact_recall.plots import plot_sweeps
+
+    big, small = torch.tensor([[0.5, -0.2]]), torch.tensor([[0.05, 0.01]])
+    fig = plot_sweeps({"exact": big, "AtP": small, "score": small}, ["r"], ["a", "b"], "row", own_scale=["score"])
+    limits = [ax.images[0].get_clim() for ax in fig.axes if ax.images]
+    plt.close(fig)
+    assert limits[0] == pytest.approx((-0.5, 0.5)) and limits[1] == pytest.approx((-0.5, 0.5))
+    assert limits[2] == pytest.approx((-0.05, 0.05))

@@ -19,14 +19,18 @@ def head_labels(layer: int, n_heads: int) -> list[str]:
 
 
 def draw_signed_heatmap(ax: plt.Axes, M: Tensor, row_labels: Sequence[str], col_labels: Sequence[str],
-                        title: str, xlabel: str, ylabel: str, annotate: bool = False) -> plt.cm.ScalarMappable:
+                        title: str, xlabel: str, ylabel: str, annotate: bool = False,
+                        limit: float | None = None, sequential: bool = False) -> plt.cm.ScalarMappable:
     """A heatmap of ``M`` [rows, cols] with a diverging colour map centred on 0.
 
+    ``limit`` fixes the colour range to ±limit (to share one scale between panels; default: ``M``'s own
+    largest size). ``sequential`` draws sizes (values >= 0) on a one-sided map from 0 to ``limit``.
     With ``annotate``, each cell shows its value, in white where the colour is dark (beyond half the range).
     """
-    finite = M[torch.isfinite(M)]
-    limit = max(finite.abs().max().item(), 1e-9) if finite.numel() else 1.0
-    im = ax.imshow(M.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    if limit is None:
+        finite = M[torch.isfinite(M)]
+        limit = max(finite.abs().max().item(), 1e-9) if finite.numel() else 1.0
+    im = ax.imshow(M.numpy(), cmap="Greys" if sequential else "RdBu_r", vmin=0 if sequential else -limit, vmax=limit)
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=8)
     ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8)
     ax.set_title(title, fontsize=10)

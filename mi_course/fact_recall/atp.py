@@ -12,6 +12,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
+from .patching import _attention_scale
+
 
 def gradients(model: Any, tokens: Tensor, names: Sequence[str], metric: Callable[[Tensor], Tensor]) -> tuple[dict, dict]:
     """Activations at ``names`` on ``tokens`` and the gradient of ``metric(logits)`` with respect to each."""
@@ -64,37 +66,55 @@ def residual_attribution(model: Any, clean_cache: Any, corrupt: Tensor, metric: 
     return torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 2)) for n in names]).cpu()
 
 
-def spearman(a: Tensor, b: Tensor) -> float:
-    """Spearman rank correlation of two flattened tensors (ties broken by order)."""
-    ra = a.flatten().argsort().argsort().float()
-    rb = b.flatten().argsort().argsort().float()
+def spearman(a: Tensor, b: Tensor, mask: Tensor | None = None) -> float:
+    """Spearman rank correlation of two flattened tensors (ties broken by order), over ``mask`` if given."""
+    a, b = a.flatten(), b.flatten()
+    if mask is not None:
+        a, b = a[mask.flatten()], b[mask.flatten()]
+    ra = a.argsort().argsort().float()
+    rb = b.argsort().argsort().float()
     return torch.corrcoef(torch.stack([ra, rb]))[0, 1].item()
 
 
-def _scores(q: Tensor, k: Tensor) -> Tensor:
+def nodes_that_change(exact: Tensor, estimate: Tensor) -> Tensor:
+    """The nodes that are not exactly 0 in both tables (bool, same shape). A patch that copies in the very
+    numbers already there (a position before the names differ, say) is exactly 0 in both; ranking those
+    by their ties says nothing, so agreement is measured on the rest."""
+    return (exact != 0) | (estimate != 0)
+
+
+def _scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
     """Causally masked attention scores. q, k: [batch, pos, heads, d_head] -> [batch, heads, q, k]"""
     T = q.shape[1]
-    scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / q.shape[-1] ** 0.5
+    scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / scale
     return scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
 
 
-def qk_fix(clean_cache: Any, acts: dict, grads: dict, layer: int) -> tuple[Tensor, Tensor]:
+def qk_fix(clean_cache: Any, acts: dict, grads: dict, layer: int, cfg: Any = None) -> tuple[Tensor, Tensor]:
     """AtP*'s fix for queries and keys (Kramár et al. 2024): recompute the attention softmax exactly for the
     patched query (or key), and linearise only through the pattern. Needs ``acts`` and ``grads`` of
     ``hook_q``, ``hook_k`` and ``hook_pattern`` of ``layer`` on the corrupted run (:func:`gradients`).
     -> (query estimates, key estimates), each [heads, pos], summed over the batch.
+
+    ``cfg`` (the model's config) gives the attention scale (``sqrt(d_head)`` when omitted). Models with
+    rotary embeddings are refused: their ``hook_q``/``hook_k`` are taken before the rotation, so scores
+    recomputed from them would be wrong.
     """
+    if cfg is not None and getattr(cfg, "positional_embedding_type", "standard") == "rotary":
+        raise ValueError("the QK fix recomputes scores from hook_q and hook_k, which come before the rotary "
+                         "rotation on this model; it supports models with absolute position embeddings only")
     name = f"blocks.{layer}.attn"
     q, k, A = acts[f"{name}.hook_q"], acts[f"{name}.hook_k"], acts[f"{name}.hook_pattern"]
     G = grads[f"{name}.hook_pattern"]
     q_clean, k_clean = (clean_cache[f"{name}.hook_{x}"].to(q.device) for x in "qk")
-    queries = ((_scores(q_clean, k).softmax(-1) - A) * G).sum(-1).sum(0)           # every row patched at once
+    scale = _attention_scale(cfg) if cfg is not None else q.shape[-1] ** 0.5
+    queries = ((_scores(q_clean, k, scale).softmax(-1) - A) * G).sum(-1).sum(0)           # every row patched at once
     T = q.shape[1]
     keys = torch.zeros(q.shape[2], T, device=q.device)
     for s in range(T):                                                            # one key column at a time
         k_patched = k.clone()
         k_patched[:, s] = k_clean[:, s]
-        keys[:, s] = ((_scores(q, k_patched).softmax(-1) - A) * G).sum(dim=(0, 2, 3))
+        keys[:, s] = ((_scores(q, k_patched, scale).softmax(-1) - A) * G).sum(dim=(0, 2, 3))
     return queries.cpu(), keys.cpu()
 
 
@@ -122,3 +142,36 @@ def graddrop_combine(estimates: Tensor) -> Tensor:
     """GradDrop's score from the L runs, each with one layer's gradient dropped: ``sum_l |estimate_l| / (L - 1)``
     (divided by 1 for a single layer). estimates: [L, ...] -> [...]"""
     return estimates.abs().sum(0) / max(estimates.shape[0] - 1, 1)
+
+
+def head_position_agreement(model: Any, pairs: Any) -> float:
+    """Spearman rank correlation between AtP and exact patching over every head at every position
+    (``hook_z``) on one sample of pairs, counting only the nodes that change anything
+    (:func:`nodes_that_change`). ``pairs``: a :class:`.pairs.Pairs`."""
+    from . import patching
+    from .pairs import normalised_logit_diff
+
+    metric, clean_cache = normalised_logit_diff(model, pairs)
+    L, H, T = model.cfg.n_layers, model.cfg.n_heads, pairs.clean.shape[1]
+    corrupt = pairs.corrupt.to(model.W_E.device)
+    names = [f"blocks.{l}.attn.hook_z" for l in range(L)]
+    acts, grads = gradients(model, corrupt, names, metric)
+    estimate = torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 3)) for n in names]).cpu()   # [L, T, H]
+    exact = patching.patch_sweep(model, corrupt, clean_cache, patching.head_position_sites(L, H, T), metric).view(L, T, H)
+    return spearman(exact, estimate, nodes_that_change(exact, estimate))
+
+
+def agreement_by_sample_size(model: Any, P: Any, sizes: Sequence[int], n_samples: int = 5,
+                             seed: int = 0) -> dict[int, Tensor]:
+    """:func:`head_position_agreement` on ``n_samples`` independent samples of pairs at each size.
+    -> {size: [n_samples]}"""
+    from tqdm.auto import tqdm
+
+    from ..seed import stream
+    from .pairs import make_pairs
+
+    sample_seeds = torch.randint(2**31 - 1, (len(sizes), n_samples), generator=stream(seed, "fact_recall.agreement"))
+    out = {}
+    for n, seeds in zip(tqdm(sizes, desc="samples of pairs", leave=False), sample_seeds.tolist()):
+        out[n] = torch.tensor([head_position_agreement(model, make_pairs(P, n, seed=s)) for s in seeds])
+    return out

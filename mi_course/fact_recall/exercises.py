@@ -119,8 +119,10 @@ register(FunctionExercise(
     mistakes=[Mistake(lambda v, c, r: ((v - c) / (r - c)).mean(),
                       "Clean and corrupted are swapped: the corrupted run must score 0 and the clean run 1."),
               Mistake(lambda v, c, r: (v.mean() - r.mean()) / (c.mean() - r.mean()),
-                      "Normalise each prompt, then average (the reference, like TransformerLens users usually do, "
-                      "averages the per-prompt ratios).")],
+                      "You normalised the batch's mean logit difference. That is a common convention too (ARENA and "
+                      "TransformerLens's attribution-patching demo do it), but this chapter normalises each pair and "
+                      "then averages, so that every pair counts equally. Normalise per pair, then take the mean. "
+                      "(Per pair is unstable when a pair's clean and corrupted logit differences are close.)")],
     hints=["(value - corrupt) / (clean - corrupt), per prompt, then .mean()."]))
 
 

@@ -75,3 +75,47 @@ def direct_logits(model: Any, tokens: Tensor, answers: Tensor) -> dict[str, Tens
     out = {n.replace("blocks.", "").replace(".hook_", " ").replace("hook_", ""): d for n, d in zip(names, direct)}
     out["logit"] = logits[:, -1].gather(-1, answers.to(device)[:, None])[:, 0].cpu()
     return out
+
+
+def excess_by_mlp(model: Any, four: Sequence[Tensor], answers: Tensor) -> dict[str, Tensor]:
+    """Where the AND is *created*, not only where it shows.
+
+    ``four``: the tokens of the (A,B), (¬A,B), (A,¬B), (¬A,¬B) prompts, each [n, pos]. For each MLP, at the
+    last position:
+
+    - ``"input"``: the size of the excess already in the MLP's input (the residual stream it reads),
+      ``|x_AB - x_¬AB - x_A¬B + x_¬A¬B|`` relative to ``|x_AB|``, mean over people -> [layers];
+    - ``"output"``: the same for the MLP's output vector -> [layers];
+    - ``"direct"``: the non-linear excess of what the MLP writes directly along the answer's unembedding
+      (as in :func:`direct_logits`) -> [layers, n];
+    - ``"created"``: the same, with the MLP fed the *additive* input ``x_¬AB + x_A¬B - x_¬A¬B`` on the (A,B)
+      prompt, the input it would get if everything before it added up. What remains is excess the MLP
+      makes itself; the rest of ``"direct"`` it passes on from its input -> [layers, n].
+    """
+    device = model.W_E.device
+    keep = lambda name: name.endswith(("hook_resid_mid", "hook_mlp_out")) or name == "ln_final.hook_scale"
+    caches = []
+    with torch.no_grad():
+        for tokens in four:
+            _, cache = model.run_with_cache(tokens.to(device), names_filter=keep)
+            caches.append(cache)
+        unembed = model.W_U[:, answers.to(device)].T                                   # [n, d_model]
+
+        def along_answer(y: Tensor, k: int) -> Tensor:                                 # [n, d_model] -> [n]
+            return (y / caches[k]["ln_final.hook_scale"][:, -1] * unembed).sum(-1)
+
+        def relative_excess(v: list[Tensor]) -> Tensor:                               # -> scalar
+            return ((v[0] - v[1] - v[2] + v[3]).norm(dim=-1) / v[0].norm(dim=-1)).mean()
+
+        out: dict[str, list[Tensor]] = {"input": [], "output": [], "direct": [], "created": []}
+        for l in range(model.cfg.n_layers):
+            x = [c[f"blocks.{l}.hook_resid_mid"][:, -1] for c in caches]             # each [n, d_model]
+            y = [c[f"blocks.{l}.hook_mlp_out"][:, -1] for c in caches]
+            block = model.blocks[l]
+            y_additive = block.mlp(block.ln2((x[1] + x[2] - x[3])[:, None]))[:, 0]
+            rest = along_answer(y[1], 1) + along_answer(y[2], 2) - along_answer(y[3], 3)
+            out["input"].append(relative_excess(x))
+            out["output"].append(relative_excess(y))
+            out["direct"].append(along_answer(y[0], 0) - rest)
+            out["created"].append(along_answer(y_additive, 0) - rest)
+    return {k: torch.stack(v).cpu() for k, v in out.items()}

@@ -1,8 +1,8 @@
 """Figures for chapter 06: patching heatmaps, AtP against exact patching, the lookup's AND, saturated attention.
 
 Every function returns the matplotlib ``Figure`` and takes CPU tensors. Signed quantities use a diverging
-colour map centred on zero (chapter 02's :func:`~mi_course.circuits.plots.draw_signed_heatmap`); heads are
-labelled ``L{layer}H{head}``.
+colour map centred on zero (chapter 02's :func:`~mi_course.circuits.plots.draw_signed_heatmap`), and panels
+that compare estimates share one scale; heads are labelled ``L{layer}H{head}``.
 """
 
 from __future__ import annotations
@@ -28,13 +28,23 @@ def heads_by_position(table: Tensor) -> Tensor:
 
 
 def plot_sweeps(tables: dict[str, Tensor], row_labels: Sequence[str], col_labels: Sequence[str],
-                ylabel: str, colorbar: str = "normalised metric", xlabel: str = "position (token)") -> plt.Figure:
-    """Several [rows, pos] sweeps side by side, each with its own colour scale centred on 0."""
+                ylabel: str, colorbar: str = "normalised metric", xlabel: str = "position (token)",
+                own_scale: Sequence[str] = (), sequential: bool = False) -> plt.Figure:
+    """Several [rows, pos] sweeps side by side on one shared colour scale centred on 0, so that a panel
+    whose values are smaller looks paler. Panels named in ``own_scale`` get their own scale (a score
+    that is not an estimate of the others, say). ``sequential``: the tables are sizes (>= 0), drawn on a
+    one-sided map."""
+    def largest(M: Tensor) -> float:
+        finite = M[torch.isfinite(M)]
+        return max(finite.abs().max().item(), 1e-9) if finite.numel() else 1.0
+
+    shared = max((largest(M) for t, M in tables.items() if t not in own_scale), default=1.0)
     width = max(4.2, 0.45 * len(col_labels) + 2.4)                  # per panel, colour bar included
     fig, axes = plt.subplots(1, len(tables), figsize=(width * len(tables), 2.3 + 0.28 * len(row_labels)), squeeze=False)
     for ax, (title, M) in zip(axes[0], tables.items()):
+        limit = largest(M) if title in own_scale else shared
         im = draw_signed_heatmap(ax, M.float(), row_labels, col_labels, title, xlabel, ylabel,
-                                 annotate=M.numel() <= 40)
+                                 annotate=M.numel() <= 40, limit=limit, sequential=sequential)
         fig.colorbar(im, ax=ax, shrink=0.8, label=colorbar)
     fig.tight_layout()
     return fig

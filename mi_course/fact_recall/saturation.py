@@ -64,7 +64,7 @@ def plain_qk_atp(model: Any, clean_cache: Any, corrupt: Tensor, metric: Callable
 def qk_fix_atp(model: Any, clean_cache: Any, corrupt: Tensor, metric: Callable[[Tensor], Tensor]) -> Tensor:
     """AtP* with the QK fix for every node: exact softmax, linear from the pattern on. -> [layers, 2, heads, pos]"""
     acts, grads = _qk_gradients(model, corrupt, metric)
-    return torch.stack([torch.stack(qk_fix(clean_cache, acts, grads, l)) for l in range(model.cfg.n_layers)]).cpu()
+    return torch.stack([torch.stack(qk_fix(clean_cache, acts, grads, l, model.cfg)) for l in range(model.cfg.n_layers)]).cpu()
 
 
 def swap_positions(tokens: Tensor, i: int, j: int) -> Tensor:
