@@ -95,8 +95,11 @@ class Probe:
         return self.logits(X).argmax(dim=-1)
 
 
-def fit_probe(X: Tensor, y: Tensor, n_classes: int = N_CLASSES, l2: float = 1e-3, max_iter: int = 200) -> Probe:
-    """Fit a linear probe (cross-entropy + L2, full-batch L-BFGS; deterministic). X: [n, d], y: int64 [n]"""
+def fit_probe(X: Tensor, y: Tensor, n_classes: int = N_CLASSES, l2: float = 1e-3, max_iter: int = 50) -> Probe:
+    """Fit a linear probe (cross-entropy + L2, full-batch L-BFGS; deterministic). X: [n, d], y: int64 [n]
+
+    50 iterations: on puzzle P3's probes, 200 take four times as long and move held-out accuracies by at most
+    0.02 (most by under 0.005), and the best place to probe stays the same."""
     mean, std = X.mean(0), X.std(0) + 1e-6
     Xn = (X - mean) / std
     W = torch.zeros(X.shape[1], n_classes, requires_grad=True)
