@@ -421,3 +421,21 @@ def test_compared_sweeps_share_one_colour_scale():
     plt.close(fig)
     assert limits[0] == pytest.approx((-0.5, 0.5)) and limits[1] == pytest.approx((-0.5, 0.5))
     assert limits[2] == pytest.approx((-0.05, 0.05))
+
+
+def test_head_outputs_add_up_to_the_attention_output():
+    """neurons.head_outputs: every head's hook_z through W_O; summed over heads, plus b_O, it is hook_attn_out."""
+    from mi_course.fact_recall import neurons
+
+    model = models.load("gelu-3l-facts", device="cpu")
+    tokens = prompts.world_fact_prompts().tokens[:6]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens)
+    L, H = model.cfg.n_layers, model.cfg.n_heads
+    rows, positions = torch.arange(6), torch.tensor([7, 6, 5, 4, 3, 2])
+    out = neurons.head_outputs(cache, model.W_O, L, rows, positions).view(L, H, 6, -1)
+    for l in range(L):
+        torch.testing.assert_close(out[l].sum(0) + model.b_O[l], cache[f"blocks.{l}.hook_attn_out"][rows, positions],
+                                   atol=1e-4, rtol=1e-4)
+    last = neurons.head_outputs(cache, model.W_O, 1, slice(None), -1)
+    assert last.shape == (H, 6, model.cfg.d_model)

@@ -18,6 +18,12 @@ def head_labels(layer: int, n_heads: int) -> list[str]:
     return [f"L{layer}H{h}" for h in range(n_heads)]
 
 
+def colour_limit(M: Tensor) -> float:
+    """The largest finite |value| of ``M`` (1 if there is none): the end of a symmetric colour scale."""
+    finite = M[torch.isfinite(M)]
+    return max(finite.abs().max().item(), 1e-9) if finite.numel() else 1.0
+
+
 def draw_signed_heatmap(ax: plt.Axes, M: Tensor, row_labels: Sequence[str], col_labels: Sequence[str],
                         title: str, xlabel: str, ylabel: str, annotate: bool = False,
                         limit: float | None = None, sequential: bool = False) -> plt.cm.ScalarMappable:
@@ -28,8 +34,7 @@ def draw_signed_heatmap(ax: plt.Axes, M: Tensor, row_labels: Sequence[str], col_
     With ``annotate``, each cell shows its value, in white where the colour is dark (beyond half the range).
     """
     if limit is None:
-        finite = M[torch.isfinite(M)]
-        limit = max(finite.abs().max().item(), 1e-9) if finite.numel() else 1.0
+        limit = colour_limit(M)
     im = ax.imshow(M.numpy(), cmap="Greys" if sequential else "RdBu_r", vmin=0 if sequential else -limit, vmax=limit)
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=8)
     ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8)

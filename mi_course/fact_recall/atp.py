@@ -12,6 +12,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
+from ..seed import stream
+from . import patching
+from .pairs import make_pairs, normalised_logit_diff
 from .patching import _attention_scale
 
 
@@ -148,9 +151,6 @@ def head_position_agreement(model: Any, pairs: Any) -> float:
     """Spearman rank correlation between AtP and exact patching over every head at every position
     (``hook_z``) on one sample of pairs, counting only the nodes that change anything
     (:func:`nodes_that_change`). ``pairs``: a :class:`.pairs.Pairs`."""
-    from . import patching
-    from .pairs import normalised_logit_diff
-
     metric, clean_cache = normalised_logit_diff(model, pairs)
     L, H, T = model.cfg.n_layers, model.cfg.n_heads, pairs.clean.shape[1]
     corrupt = pairs.corrupt.to(model.W_E.device)
@@ -166,9 +166,6 @@ def agreement_by_sample_size(model: Any, P: Any, sizes: Sequence[int], n_samples
     """:func:`head_position_agreement` on ``n_samples`` independent samples of pairs at each size.
     -> {size: [n_samples]}"""
     from tqdm.auto import tqdm
-
-    from ..seed import stream
-    from .pairs import make_pairs
 
     sample_seeds = torch.randint(2**31 - 1, (len(sizes), n_samples), generator=stream(seed, "fact_recall.agreement"))
     out = {}

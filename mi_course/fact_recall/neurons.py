@@ -39,3 +39,11 @@ def head_attribution(head_out: Tensor, scale: Tensor, w_in: Tensor) -> Tensor:
     scale, dotted with the neuron's input weights. head_out: [heads, batch, d_model], scale: [batch, 1],
     w_in: [d_model] -> [heads, batch]"""
     return (head_out / scale) @ w_in
+
+
+def head_outputs(cache, W_O: Tensor, n_layers: int, rows, positions) -> Tensor:
+    """What each head of layers ``0..n_layers-1`` writes to the residual stream at ``(rows, positions)``:
+    its ``hook_z`` through ``W_O``, on the CPU. W_O: [layers, heads, d_head, d_model];
+    ``cache[...][rows, positions]`` must give [batch, heads, d_head]. -> [n_layers * heads, batch, d_model]"""
+    return torch.cat([torch.einsum("bhe,hed->hbd", cache[f"blocks.{l}.attn.hook_z"][rows, positions].cpu(),
+                                   W_O[l].cpu()) for l in range(n_layers)])

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
-from ..circuits.plots import draw_signed_heatmap
+from ..circuits.plots import colour_limit, draw_signed_heatmap
 
 
 def head_rows(n_layers: int, n_heads: int) -> list[str]:
@@ -34,15 +34,11 @@ def plot_sweeps(tables: dict[str, Tensor], row_labels: Sequence[str], col_labels
     whose values are smaller looks paler. Panels named in ``own_scale`` get their own scale (a score
     that is not an estimate of the others, say). ``sequential``: the tables are sizes (>= 0), drawn on a
     one-sided map."""
-    def largest(M: Tensor) -> float:
-        finite = M[torch.isfinite(M)]
-        return max(finite.abs().max().item(), 1e-9) if finite.numel() else 1.0
-
-    shared = max((largest(M) for t, M in tables.items() if t not in own_scale), default=1.0)
+    shared = max((colour_limit(M) for t, M in tables.items() if t not in own_scale), default=1.0)
     width = max(4.2, 0.45 * len(col_labels) + 2.4)                  # per panel, colour bar included
     fig, axes = plt.subplots(1, len(tables), figsize=(width * len(tables), 2.3 + 0.28 * len(row_labels)), squeeze=False)
     for ax, (title, M) in zip(axes[0], tables.items()):
-        limit = largest(M) if title in own_scale else shared
+        limit = colour_limit(M) if title in own_scale else shared
         im = draw_signed_heatmap(ax, M.float(), row_labels, col_labels, title, xlabel, ylabel,
                                  annotate=M.numel() <= 40, limit=limit, sequential=sequential)
         fig.colorbar(im, ax=ax, shrink=0.8, label=colorbar)
