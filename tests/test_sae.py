@@ -137,6 +137,16 @@ def test_width_sweep_bends_near_the_true_count(data):
     assert scores[0] < 0.8 and (scores[:4].diff() > 0.02).all()
 
 
+def test_width_sweep_trains_each_width_as_it_would_alone(data):
+    """The sweep trains its SAEs side by side in one module; each must end where training it alone ends."""
+    widths, config = [8, 20], dataclasses.replace(S.TOY_CONFIG, steps=150, seed=3, progress=False)
+    together = S.width_sweep(data, widths, config, progress=False)
+    alone = torch.stack([S.mmcs(S.train_toy_sae(data, w, config)[0].W_dec.detach(), data.features) for w in widths])
+    assert torch.allclose(together, alone, atol=1e-4)
+    assert not torch.allclose(together, S.width_sweep(data, widths, dataclasses.replace(config, steps=10),
+                                                      progress=False), atol=1e-3)   # training moved them
+
+
 def test_knee_finds_the_bend_of_a_curve():
     widths = [8, 16, 24, 32, 40, 48, 64]
     bent = torch.tensor([0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0])

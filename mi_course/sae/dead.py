@@ -35,8 +35,8 @@ def ghost_grads_loss(x: Tensor, x_hat: Tensor, pre_acts: Tensor, W_dec: Tensor, 
     if not bool(dead.any()):
         return (pre_acts * 0).sum()            # zero, but part of the graph
     residual = (x - x_hat).detach()
-    acts = torch.exp(torch.clamp(pre_acts[:, dead], max=0.0))
-    ghost = acts @ W_dec[dead]
+    acts = torch.exp(torch.clamp(pre_acts, max=0.0)) * dead      # live features masked out (no boolean indexing:
+    ghost = acts @ W_dec                                         # the same sums, without a copy per step)
     scale = residual.norm(dim=-1) / (2 * ghost.norm(dim=-1) + 1e-6)
     ghost = ghost * scale.detach()[:, None]
     dead_fraction = dead.float().mean()

@@ -38,11 +38,12 @@ def sae_loss(x: Tensor, x_hat: Tensor, f: Tensor, l1_coeff: float) -> Tensor:
 
     Both terms are per token: the squared error is summed over ``d_in`` and the L1 norm
     over the features, then both are averaged over the batch, so the balance between
-    them does not change with the batch size or the width of the SAE.
+    them does not change with the batch size or the width of the SAE. A stack of SAEs
+    trained side by side (leading dimensions, as in ``toy.width_sweep``) adds up their losses.
 
-    x, x_hat: [batch, d_in]; f: [batch, d_sae]
+    x, x_hat: [..., batch, d_in]; f: [..., batch, d_sae]
     """
-    return ((x - x_hat) ** 2).sum(-1).mean() + l1_coeff * f.abs().sum(-1).mean()
+    return ((x - x_hat) ** 2).sum(-1).mean(-1).sum() + l1_coeff * f.abs().sum(-1).mean(-1).sum()
 
 
 def remove_parallel_component(W_dec: Tensor, grad: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..seed import stream
 from ..superposition import generate_batch
@@ -85,16 +85,41 @@ def half_dead_sae(d_in: int, d_sae: int, seed: int = 0, bias: float = -2.0) -> S
     return sae
 
 
+class _WidthStack(SAE):
+    """SAEs of several widths trained side by side as one module, so one optimiser step trains them all.
+    Each is padded to the widest with features whose encoder column is zero and bias -1: they never fire,
+    so they get no gradient and never change. The SAEs share nothing (separate slices of the stacked
+    tensors; the loss adds theirs up), so each trains as it would alone, on the same batches, from the
+    initialisation of ``SAE(d_in, width, seed)``. The biases keep a middle dimension of 1, so the methods
+    of ``SAE`` broadcast over the stack unchanged.
+
+    W_enc: [k, d_in, widest]; b_enc: [k, 1, widest]; W_dec: [k, widest, d_in]; b_dec: [k, 1, d_in]
+    """
+
+    def __init__(self, d_in: int, widths: list[int], seed: int = 0):
+        nn.Module.__init__(self)
+        k, widest = len(widths), max(widths)
+        W_dec = torch.eye(widest, d_in).repeat(k, 1, 1)          # padding rows: any unit vectors
+        W_enc = torch.zeros(k, d_in, widest)
+        b_enc = torch.full((k, 1, widest), -1.0)
+        for i, width in enumerate(widths):
+            W_dec[i, :width] = SAE(d_in, width, seed=seed).W_dec.detach()
+            W_enc[i, :, :width] = W_dec[i, :width].T
+            b_enc[i, :, :width] = 0.0
+        self.W_dec, self.W_enc = nn.Parameter(W_dec), nn.Parameter(W_enc)
+        self.b_enc, self.b_dec = nn.Parameter(b_enc), nn.Parameter(torch.zeros(k, 1, d_in))
+
+
 def width_sweep(data: ToyData, widths: list[int], config: SAETrainConfig = TOY_CONFIG,
                 progress: bool = True) -> Tensor:
-    """Train one SAE per width; returns each one's MMCS against the true features: [len(widths)]."""
-    from tqdm.auto import tqdm
-
-    scores = []
-    for width in tqdm(widths, desc="width sweep", disable=not progress, leave=False):
-        sae, _ = train_toy_sae(data, width, SAETrainConfig(**{**config.__dict__, "progress": False}))
-        scores.append(mmcs(sae.W_dec.detach(), data.features))
-    return torch.stack(scores)
+    """Train one SAE per width (all at once, see ``_WidthStack``); returns each one's MMCS against the
+    true features: [len(widths)]. Resampling and ghost grads are not supported here."""
+    if config.resample_every or config.ghost_grads:
+        raise ValueError("width_sweep trains plain SAEs: no resampling, no ghost grads.")
+    stack = _WidthStack(data.d, widths, seed=config.seed)
+    train_sae(stack, data.sample, SAETrainConfig(**{**config.__dict__, "progress": progress,
+                                                     "description": f"width sweep ({len(widths)} SAEs at once)"}))
+    return torch.stack([mmcs(stack.W_dec[i, :w].detach(), data.features) for i, w in enumerate(widths)])
 
 
 def knee(widths: list[int], scores: Tensor) -> int:

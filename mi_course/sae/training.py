@@ -62,8 +62,8 @@ def train_sae(sae: SAE, data: Sampler | Tensor, config: SAETrainConfig | None = 
 
     config = config or SAETrainConfig()
     gen = stream(config.seed, "sae.batches")
-    optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr)
-    steps_since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=sae.W_dec.device)
+    optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr, fused=sae.W_dec.device.type in {"cpu", "cuda"})
+    steps_since_fired = torch.zeros(sae.W_dec.shape[:-1], dtype=torch.long, device=sae.W_dec.device)   # [..., d_sae]
     window_steps = max(1, config.dead_window // config.batch_size)
     logs: dict[str, list] = {"loss": [], "mse": [], "l0": [], "dead": [], "ghost": [], "resampled": []}
     batches = _batches(data, config.batch_size, gen)
@@ -85,7 +85,7 @@ def train_sae(sae: SAE, data: Sampler | Tensor, config: SAETrainConfig | None = 
             torch.nn.utils.clip_grad_norm_(sae.parameters(), config.clip_grad_norm)
         optimizer.step()
         sae.normalise_decoder()
-        fired = (f.detach() > 0).any(0)
+        fired = f.detach().amax(-2) > 0    # fired anywhere in the batch (f >= 0; faster than any): [..., d_sae]
         steps_since_fired = torch.where(fired, 0, steps_since_fired + 1)
         if config.resample_every and (step + 1) % config.resample_every == 0 and step + 1 < config.steps:
             sample = torch.cat([next(batches) for _ in range(max(1, config.resample_sample // config.batch_size))])
