@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import progress
-from .checks import exercises
+from .checks import exercises, questions
 from .course import CHAPTERS
 from .puzzles import PUZZLES
 
@@ -23,14 +23,17 @@ def summary(path: Path | None = None) -> list[dict[str, Any]]:
 
     (A chapter still being written may register exercises before its notebook exists: not shown.)
     """
-    done = progress.passed(path)
+    done, predicted = progress.passed(path), progress.predictions(path)
     rows = []
     for ch in CHAPTERS:
         ids = exercises(ch.number)
         if not ids or ch.status != "ready":
             continue
+        asked = questions(ch.number)
         rows.append({"chapter": ch.number, "title": ch.title, "passed": sum(i in done for i in ids),
-                     "total": len(ids), "missing": [i for i in ids if i not in done]})
+                     "total": len(ids), "missing": [i for i in ids if i not in done],
+                     "questions": len(asked), "predicted": sum(q in predicted for q in asked),
+                     "right": sum(bool(predicted.get(q, {}).get("right")) for q in asked)})
     return rows
 
 
@@ -45,10 +48,12 @@ def puzzle_summary(path: Path | None = None) -> list[dict[str, Any]]:
 def table(path: Path | None = None) -> str:
     """The progress table that ``mi-course progress`` prints: chapters, then puzzles."""
     rows = summary(path)
-    lines = [f"Progress file: {path or progress.progress_path()}", "", f"{'chapter':<40} {'passed':>8}  bar"]
+    lines = [f"Progress file: {path or progress.progress_path()}", "",
+             f"{'chapter':<40} {'passed':>8}  {'bar':<24} predictions (made, right)"]
     for r in rows:
         bar = "█" * r["passed"] + "·" * (r["total"] - r["passed"])
-        lines.append(f"{r['chapter'] + ' ' + r['title']:<40} {r['passed']:>3}/{r['total']:<4}  {bar}")
+        guesses = f"{r['predicted']}/{r['questions']}, {r['right']} right" if r["questions"] else ""
+        lines.append(f"{r['chapter'] + ' ' + r['title']:<40} {r['passed']:>3}/{r['total']:<4}  {bar:<24} {guesses}")
     puzzles = puzzle_summary(path)
     if puzzles:
         lines += ["", f"{'puzzle':<40} {'solved':>8}  bonus   ({sum(p['solved'] for p in puzzles)}/{len(puzzles)} solved)"]

@@ -1,4 +1,4 @@
-"""Your progress: which exercises you have passed, kept in a small JSON file.
+"""Your progress: which exercises you have passed and what you predicted, kept in a small JSON file.
 
 The file lives at ``$MI_COURSE_PROGRESS`` if set, else
 ``~/.local/share/mi-course/progress.json`` (``$XDG_DATA_HOME`` respected).
@@ -83,6 +83,35 @@ def record_pass(exercise_id: str, path: Path | None = None) -> None:
         save(data, path)
     except OSError as exc:
         warnings.warn(f"Could not save progress to {path or progress_path()}: {exc}", stacklevel=2)
+
+
+def record_prediction(question_id: str, answer: Any, path: Path | None = None) -> None:
+    """Keep a question's *first* prediction (later ones are not recorded). Failures to write only warn."""
+    try:
+        data = load(path)
+        data.setdefault("predictions", {}).setdefault(
+            question_id, {"first": answer, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "right": None})
+        save(data, path)
+    except OSError as exc:
+        warnings.warn(f"Could not save progress to {path or progress_path()}: {exc}", stacklevel=2)
+
+
+def record_prediction_outcome(question_id: str, right: bool, path: Path | None = None) -> None:
+    """Whether the first prediction was right, once it has been revealed (set once, never changed)."""
+    try:
+        data = load(path)
+        entry = data.get("predictions", {}).get(question_id)
+        if entry is not None and entry.get("right") is None:
+            entry["right"] = bool(right)
+            save(data, path)
+    except OSError as exc:
+        warnings.warn(f"Could not save progress to {path or progress_path()}: {exc}", stacklevel=2)
+
+
+def predictions(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """{question id: {"first": the first prediction, "at": when, "right": True/False, None until revealed}}."""
+    found = load(path).get("predictions", {})
+    return found if isinstance(found, dict) else {}
 
 
 def passed(path: Path | None = None) -> set[str]:

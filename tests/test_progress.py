@@ -70,6 +70,15 @@ def test_table_has_a_row_per_chapter_with_counts(path):
     assert "Toy models of superposition" in row and " 2/11" in row
 
 
+def test_table_counts_predictions_made_and_right(path):
+    progress.record_prediction("03.dense_features", 2.0)
+    progress.record_prediction_outcome("03.dense_features", True)
+    progress.record_prediction("03.least_important_feature", "it grows")
+    progress.record_prediction_outcome("03.least_important_feature", False)
+    row = next(line for line in dashboard.table().splitlines() if line.startswith("03 "))
+    assert row.endswith(f"2/{len(checks.questions('03'))}, 1 right")
+
+
 def test_widget_shows_the_same_counts(path):
     progress.record_pass("03.tms_loss")
     box = dashboard.widget()

@@ -20,6 +20,7 @@ from typing import Any
 from .. import progress
 from ..course import CHAPTERS
 from .exercise import Exercise, registry
+from .prediction import predict, questions, reveal
 from .result import Result
 
 _hints_shown: dict[str, int] = {}
@@ -124,4 +125,4 @@ def hint(exercise_id: str) -> None:
     print(f"💡 Hint {k + 1}/{len(exercise.hints)} for {exercise_id}: {exercise.hints[k]}")
 
 
-__all__ = ["Result", "exercises", "run", "check", "hint", "get"]
+__all__ = ["Result", "exercises", "run", "check", "hint", "get", "predict", "reveal", "questions"]

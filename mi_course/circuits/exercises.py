@@ -16,6 +16,7 @@ from transformer_lens import FactoredMatrix
 
 from .. import circuits
 from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
+from ..checks.prediction import Question, register_question
 from ..checks.sandbox import call_with_timeout
 
 
@@ -350,3 +351,80 @@ register(FunctionExercise(
            "Then layer 1's head moves and transforms it: A1 @ (...) @ W_OV1."]))
 
 
+
+
+# --- predict, then check -------------------------------------------------------------------
+
+def _head(context: dict, key: str) -> str:
+    return f"L0H{context[key]}" if key in context else "\0"
+
+
+register_question(Question(
+    id="02.current_token_head", title="Current-token or token-matching?",
+    prompt="In the second copy of a repeated sequence, where does L0H1 put its attention?",
+    choices=["on its own position", "split between its own position and the earlier copy",
+             "on the earlier copy", "spread over many positions"],
+    advise=lambda answer, truth, context: (
+        "That is what a token-matching head would do. This one attends by position first: its own position wins "
+        "over the same word n positions back." if truth == "on its own position" and answer.startswith("split")
+        else "That would be an induction-like head in layer 0, which has nothing earlier to compose with; its "
+        "token circuit only says it likes its own word, wherever that word is." if answer == "on the earlier copy"
+        else None),
+    explain="The token circuit leaves two readings open; behaviour on inputs where they differ decides."))
+
+register_question(Question(
+    id="02.best_route_for_copying", title="The route the copy takes",
+    prompt="Through which layer-0 head do the induction heads copy best (a head like 'L0H1')?",
+    kind="name", pattern=r"L0H\d+",
+    advise=lambda answer, truth, context: (
+        "What the previous-token head writes at a position is the word *before* it, so the composed map "
+        "copies the wrong word." if answer == _head(context, "prev_head") else None),
+    explain="A layer-1 head reads what layer 0 wrote at the position it attends to; the current-token heads write "
+            "the word itself there, in the subspace the induction heads' OV circuits read."))
+
+register_question(Question(
+    id="02.aligned_composition_score", title="The score of a perfect alignment",
+    prompt="Two rank-d_head maps of the residual stream with equal singular values, the reader reading exactly "
+           "the subspace the writer writes into: what is their composition score?",
+    kind="number", rel_tol=0.05,
+    advise=lambda answer, truth, context: (
+        "1 would need ‖W_A W_B‖_F = ‖W_A‖_F ‖W_B‖_F, which only rank-1 maps reach. For flat rank-r maps the "
+        "product keeps all of W_A, scaled by one singular value of W_B, which is ‖W_B‖_F / √r."
+        if abs(answer - 1) < 0.05 else
+        "Close to the square of the answer: the score divides norms, not squared norms, so it is 1/√r."
+        if abs(answer - truth ** 2) < 0.2 * truth ** 2 else None),
+    explain="So a score near 1/√d_head is as aligned as two flat maps get."))
+
+register_question(Question(
+    id="02.random_composition_score", title="The score of a random pair",
+    prompt="And when the reader's subspace is drawn at random: what is the mean composition score?",
+    kind="number", rel_tol=0.1,
+    advise=lambda answer, truth, context: (
+        "Random subspaces are not orthogonal: in d_model dimensions a random unit vector has about 1/√d_model of "
+        "its length along any fixed direction, and that is the typical score." if answer < truth / 2 else None),
+    explain="This is the chance level that every score in the next cells is measured against: 1/√d_model."))
+
+register_question(Question(
+    id="02.largest_composition", title="The largest composition score",
+    prompt="Of all Q-, K- and V-composition scores between a layer-0 and a layer-1 head, which kind has the "
+           "largest single score?",
+    choices=["Q", "K", "V"],
+    advise=lambda answer, truth, context: (
+        "K-composition is the textbook induction circuit, so it is tempting. But a score measures how much two "
+        "subspaces overlap, weighted by their singular values: a pair with an uneven spectrum can score far above "
+        "any pair of flat, perfectly aligned maps." if answer == "K" else None),
+    explain="A large score says that two subspaces overlap, weighted by the singular values; it does not say that "
+            "the path carries anything. Section 6 weighs the paths by what they do."))
+
+register_question(Question(
+    id="02.strongest_virtual_head", title="The path that carries the copy",
+    prompt="Which virtual head (a path like 'L0H1→L1H0') raises the correct word's logit most in the second copy?",
+    kind="name", pattern=r"L\d+H\d+→L\d+H\d+",
+    advise=lambda answer, truth, context: (
+        "The previous-token head has the strongest K-composition: it decides *where* the induction heads look. "
+        "A virtual head is an OV path: it moves what is written, and what the previous-token head writes is the "
+        "previous word."
+        if answer.startswith(_head(context, "prev_head") + "→") else
+        "The largest V-composition score says that two subspaces overlap, not that the path moves the right word; "
+        "its effect on the correct logit is about nothing." if answer == context.get("largest_v") else None),
+    explain="The copy travels through the current-token heads into the induction heads' values."))

@@ -56,3 +56,22 @@ def answer_rank(logits: Tensor, answers: Tensor) -> Tensor:
     """Rank of the answer among all tokens (0: the top prediction). logits: [..., batch, vocab] -> [..., batch]"""
     answer_logit = logits.gather(-1, answers.expand(*logits.shape[:-1])[..., None])
     return (logits > answer_logit).sum(-1)
+
+
+KINDS = ("the embeddings", "the attention heads", "the MLPs")
+
+
+def dla_by_kind(dla: Tensor, labels: list[str]) -> dict[str, float]:
+    """The mean DLA of each kind of component, summed over the components of that kind.
+
+    The embeddings are ``embed`` and ``pos``; the attention heads are every ``LxHy`` and the attention
+    biases; the MLPs every ``MLPx``. dla: [n_components, prompts] in ``component_labels`` order ->
+    {kind: mean over prompts of the kind's summed DLA} (a kind the model lacks is left out)
+    """
+    kind_of = lambda label: (KINDS[0] if label in ("embed", "pos") else KINDS[2] if label.startswith("MLP")
+                             else KINDS[1])
+    mean = dla.mean(-1)
+    totals: dict[str, float] = {}
+    for label, value in zip(labels, mean.tolist()):
+        totals[kind_of(label)] = totals.get(kind_of(label), 0.0) + value
+    return totals

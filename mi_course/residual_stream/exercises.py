@@ -14,6 +14,7 @@ from torch import Tensor
 from ..seed import stream
 from ..checks.compare import describe_mismatch
 from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
+from ..checks.prediction import Question, register_question
 from ..checks.sandbox import call_with_timeout
 from . import attribution, decompose, local, memory, weights
 
@@ -363,3 +364,67 @@ register(FunctionExercise(
     ],
     hints=["mean = full.mean(1, keepdim=True) is each layer's average residual, shape [layers, 1, d_model].",
            "torch.cosine_similarity(full - mean, short - mean, dim=-1)."]))
+
+
+# --- predict, then check -------------------------------------------------------------------
+
+register_question(Question(
+    id="01.who_writes_the_sport", title="Who writes the sport?",
+    prompt="Averaged over all prompts, which kind of component writes most of the logit difference directly?",
+    choices=list(attribution.KINDS),
+    messages={
+        "the attention heads": "Heads are what carry the name to the last position, so it is tempting to credit "
+        "them. But DLA credits only the last write into the stream: what the heads move, the MLPs at the last "
+        "position turn into the sport, and the MLPs get the credit.",
+        "the embeddings": "At the last position the embeddings are those of the same token at the same position in "
+        "every prompt, so they cannot favour one person's sport over another's.",
+        "the MLPs": "Not on this model: look at the bars for what does write it."},
+    explain="DLA splits the logit difference into what each component writes into the final stream."))
+
+_SAME_VECTOR = ("Before block 0 the last position holds only its token's embedding plus its position's; the "
+                "lens reads that vector, so whatever it says, it says for every prompt whose last token and length "
+                "are the same.")
+register_question(Question(
+    id="01.lens_before_block_0", title="The lens before block 0",
+    prompt="Before block 0, from the embeddings alone, what does the logit lens say about each person's sport?",
+    choices=["nothing: the same guess for everyone", "a weak guess: right for some people",
+             "the right sport for most people"],
+    explain=_SAME_VECTOR))
+
+register_question(Question(
+    id="01.rotating_unfolded_weights", title="Rotating weights that were not folded",
+    prompt="Rotate the raw weights, without folding the LayerNorms first. How far do the model's log-probabilities "
+           "move (the largest change)?",
+    choices=["not at all (float rounding)", "a little (less than 1)", "a lot (more than 1)"],
+    messages={
+        "not at all (float rounding)": "That holds only when every reader sees what it saw before. An unfolded "
+        "LayerNorm multiplies coordinate by coordinate by its gain g, and after the rotation the coordinates "
+        "are different ones: g ⊙ (x R) is not (g ⊙ x) R. Fold g into the readers first.",
+        "a little (less than 1)": "The gains are far from equal across coordinates, so multiplying the rotated "
+        "coordinates by them changes every reader's input substantially, not slightly."},
+    explain="Folding moves the gains into the readers, and then the rotation is invisible to the model."))
+
+register_question(Question(
+    id="01.kurtosis_under_rotation", title="Kurtosis of the rotated stream",
+    prompt="After the rotation, the kurtosis of the residual stream's coordinates after the last block will ...",
+    choices=["stay about the same", "fall to about 3", "fall, but stay well above 3", "rise"],
+    messages={
+        "stay about the same": "The model computes the same function, but kurtosis is a statistic of the "
+        "coordinates, not of the function: the rotation spreads each outlying coordinate over all of them.",
+        "rise": "A random rotation mixes every coordinate with all the others; sums of many mixed coordinates look "
+        "Gaussian, whose kurtosis is 3.",
+        "fall, but stay well above 3": "A random rotation of the hyperplane mixes all d_model − 1 directions "
+        "together; what comes out looks Gaussian."},
+    explain="Heavy tails in the original coordinates, gone under a rotation the model cannot notice, mean the "
+            "training put the outliers on particular coordinates."))
+
+register_question(Question(
+    id="01.neuron_kurtosis_under_rotation", title="Kurtosis of the MLP neurons, rotated",
+    prompt="And the kurtosis of the MLP neurons' activations, after rotating the residual stream? It will ...",
+    choices=["stay the same", "fall", "rise"],
+    messages={
+        "fall": "The rotation acts on the residual stream, not on the neurons: each MLP reads the rotated stream "
+        "through Rᵀ W_in, so its pre-activations, and its activations, are exactly what they were.",
+        "rise": "The neurons read the rotated stream through Rᵀ W_in: their pre-activations do not change at all."},
+    explain="The neuron basis is privileged: an elementwise non-linearity acts coordinate by coordinate, so the "
+            "coordinates themselves matter there."))

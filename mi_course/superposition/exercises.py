@@ -15,6 +15,7 @@ from torch import Tensor
 from .. import superposition as tms
 from ..checks.compare import describe_mismatch
 from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
+from ..checks.prediction import Question, register_question
 from ..checks.sandbox import call_with_timeout
 
 
@@ -361,3 +362,39 @@ register(FunctionExercise(
     ],
     hints=["For each feature: max_k W[k, i]**2 / ||W_i||**2. It is 1 for a one-hot direction.",
            "Average that share over the features whose norm exceeds the threshold (a float mask helps)."]))
+
+
+# --- predict, then check -------------------------------------------------------------------
+
+register_question(Question(
+    id="03.features_at_density_0.3", title="Five features, two dimensions, density 0.3",
+    prompt="At 1 − S = 0.3 and importance decay 0.9, how many of the 5 features does the 5 → 2 model represent?",
+    kind="number", abs_tol=0.0,
+    advise=lambda answer, truth, context: (
+        "A pentagon stores all five, but each feature then interferes with four neighbours at 72°; at this density "
+        "features are often present together, and the fifth (importance 0.9⁴ ≈ 0.66) is not worth it."
+        if answer > truth else
+        "Two is what dense features get, one per dimension. Here each feature is absent 70% of the time, so two "
+        "features can share a line, pointing opposite ways (an antipodal pair), and rarely collide."
+        if answer <= 2 < truth else None),
+    explain="Sparsity makes interference rare, and the model trades it against storing more features."))
+
+register_question(Question(
+    id="03.least_important_feature", title="Flattening the importance the other way",
+    prompt="At 1 − S = 0.05 the model stores a pentagon. What happens to the fifth feature when the importance "
+           "decay goes from 0.9 down to 0.5?",
+    choices=["it stays in the pentagon", "it shrinks or drops out", "it grows"],
+    advise=lambda answer, truth, context: (
+        "At decay 0.5 the fifth feature's importance is 0.5⁴ = 1/16 of the first's: storing it is barely worth "
+        "the interference it brings to the four that matter." if truth == "it shrinks or drops out" else None),
+    explain="Which features a model stores depends on importance as well as sparsity."))
+
+register_question(Question(
+    id="03.dense_features", title="Dense features",
+    prompt="With dense features (1 − S = 1) and importance decay 0.9, how many features does the model represent?",
+    kind="number", abs_tol=0.0,
+    advise=lambda answer, truth, context: (
+        "Dense features are all present at once, so superposed features would interfere on every input. The model "
+        "keeps as many features as it has dimensions, the most important ones, like PCA." if answer > truth
+        else None),
+    explain="Without sparsity there is no superposition: the model behaves like PCA."))
