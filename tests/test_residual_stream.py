@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mi_course import checks
 from mi_course.residual_stream import attribution as at
 from mi_course.residual_stream import decompose as dc
 from mi_course.residual_stream import local, memory, prompts
@@ -92,6 +93,35 @@ def test_dla_sums_exactly_to_the_logit_difference_and_the_mlps_carry_the_answer(
     comps = dc.decompose_residual(cache, facts.W_O, facts.b_O)[:, :, -1]
     ln_stack = cache.apply_ln_to_stack(comps, layer=-1, pos_slice=-1)
     torch.testing.assert_close(ln_stack, comps / cache["ln_final.hook_scale"][:, -1], atol=1e-5, rtol=1e-4)
+
+
+def test_mean_dla_matches_the_decomposition_and_names_the_strongest_head(facts, facts_run):
+    P, logits, cache = facts_run
+    dla, _, _ = _logit_diff_parts(facts, P, logits, cache)
+    means = at.mean_dla(facts, P.tokens, P.answers, P.sports)
+    assert list(means) == dc.component_labels(3, 4)
+    torch.testing.assert_close(torch.tensor(list(means.values())), dla.mean(1), atol=1e-5, rtol=1e-5)
+    kinds = at.dla_by_kind(dla, list(means))
+    assert max(kinds, key=kinds.get) == "the MLPs" and abs(sum(kinds.values()) - sum(means.values())) < 1e-4
+
+
+def test_the_strongest_head_check_recomputes_the_truth_from_the_model(facts, facts_run, gpt2):
+    P = facts_run[0]
+    means = at.mean_dla(facts, P.tokens, P.answers, P.sports)
+    heads = sorted((k for k in means if k.startswith("L")), key=means.get)
+    best, other = heads[-1], heads[0]
+    assert checks.run("01.strongest_head", lambda: (facts, P, best.lower())).passed
+    wrong = checks.run("01.strongest_head", lambda: (facts, P, other))
+    assert not wrong.passed and f"{means[other]:+.3f}" in wrong.message and best not in wrong.message
+    for answer, phrase in [("MLP2", "Name one attention head"), ("L7H0", "no head L7H0"), (3, "Name one")]:
+        result = checks.run("01.strongest_head", lambda: (facts, P, answer))
+        assert not result.passed and phrase in result.message, result.message
+    assert "Return `model, P, answer`" in checks.run("01.strongest_head", lambda: ("MLP2",)).message
+    # on another model the truth is that model's own strongest head, not the zoo model's
+    Pg = prompts.fact_prompts(gpt2)
+    g = at.mean_dla(gpt2, Pg.tokens, Pg.answers, Pg.sports)
+    g_best = max((k for k in g if k.startswith("L")), key=g.get)
+    assert checks.run("01.strongest_head", lambda: (gpt2, Pg, g_best)).passed
 
 
 def test_logit_lens_puts_the_right_sport_first_at_the_last_layer(facts, facts_run):

@@ -9,6 +9,8 @@ direction. The shares (plus the unembedding bias) add up to the logit difference
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -75,3 +77,21 @@ def dla_by_kind(dla: Tensor, labels: list[str]) -> dict[str, float]:
     for label, value in zip(labels, mean.tolist()):
         totals[kind_of(label)] = totals.get(kind_of(label), 0.0) + value
     return totals
+
+
+def mean_dla(model: Any, tokens: Tensor, answers: Tensor, candidates: Tensor) -> dict[str, float]:
+    """Each component's direct logit attribution at the last position, averaged over the prompts.
+
+    The logit difference is the answer's logit minus the mean of the other candidates' (as in
+    :func:`logit_diff`). tokens: [prompts, pos]; answers: [prompts]; candidates: [k] ->
+    {component label (``decompose.component_labels`` order): mean DLA}
+    """
+    from .decompose import component_labels, decompose_residual
+
+    cfg, device = model.cfg, model.W_U.device
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens.to(device))
+        components = decompose_residual(cache, model.W_O, model.b_O)[:, :, -1]          # [components, prompts, d]
+        direction = logit_diff_direction(model.W_U, answers.to(device), candidates.to(device))
+        dla = direct_logit_attribution(components, cache["ln_final.hook_scale"][:, -1], direction)
+    return dict(zip(component_labels(cfg.n_layers, cfg.n_heads, not cfg.attn_only), dla.mean(-1).tolist()))

@@ -8,6 +8,8 @@ nudge to most of the answer. References are the functions of this package.
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import Tensor
 
@@ -366,6 +368,164 @@ register(FunctionExercise(
            "torch.cosine_similarity(full - mean, short - mean, dim=-1)."]))
 
 
+# --- 3.3 name the head ---------------------------------------------------------------------------
+
+def _judge_strongest_head(learner) -> tuple[bool, str]:
+    if not callable(learner):
+        return False, "Pass your function `strongest_head` itself (it returns the model, the prompts and your answer)."
+    out = call_with_timeout(learner, timeout=60)
+    if out.error:
+        return False, out.error
+    value = out.value
+    if not (isinstance(value, tuple) and len(value) == 3 and hasattr(value[0], "cfg") and hasattr(value[1], "answers")):
+        return False, "Return `model, P, answer`: the model, the prompts you attributed and a head name like 'L2H0'."
+    model, P, answer = value
+    if not isinstance(answer, str) or not re.fullmatch(r"L\d+H\d+", answer.strip().upper()):
+        return False, f"Name one attention head, like 'L2H0' (layer 2, head 0); got {answer!r}."
+    answer = answer.strip().upper()
+    means = attribution.mean_dla(model, P.tokens, P.answers, P.sports)       # recomputed from the model, now
+    heads = {k: v for k, v in means.items() if re.fullmatch(r"L\d+H\d+", k)}
+    if answer not in heads:
+        return False, (f"This model has no head {answer}: it has {model.cfg.n_layers} layers of "
+                       f"{model.cfg.n_heads} heads, L0H0 to L{model.cfg.n_layers - 1}H{model.cfg.n_heads - 1}.")
+    best = max(heads, key=heads.get)
+    if answer != best:
+        return False, (f"{answer} writes {heads[answer]:+.3f} towards the right sport on average, directly; another "
+                       f"head writes more ({heads[best]:+.3f}). Compare the heads' mean bars, not the extremes "
+                       "of single prompts, and keep the sign: a head that writes against the sport is not it.")
+    return True, (f"Right: {best}, {heads[best]:+.3f} on average (recomputed from the model on your prompts), "
+                  f"against {sum(means[k] for k in means if k.startswith('MLP')):+.3f} for the MLPs together.")
+
+
+register(CustomExercise(
+    id="01.strongest_head", title="Name the head that writes the sport", reference=None,
+    judge=_judge_strongest_head,
+    hints=["`dla` is [components, prompts] in the order of `labels`; average it over the prompts.",
+           "Keep only the labels of heads (they start with 'L'), and take the one with the largest mean, sign "
+           "included."]))
+
+
+# --- 5.0 fold the LayerNorms --------------------------------------------------------------------
+
+def _with_layernorms(gen: torch.Generator, mlp: bool) -> weights.Weights:
+    w = _random_weights(gen, mlp=mlp)
+    for k in [k for k in w if k.startswith("ln")]:
+        w[k] = (1 + 0.5 * randn(gen, *w[k].shape)) if k.endswith("_w") else 0.5 * randn(gen, *w[k].shape)
+    return w
+
+
+def _fold_cases(gen: torch.Generator) -> list[Case]:
+    return [Case((_with_layernorms(gen, True),), label="a random 2-layer model with MLPs and random LayerNorms"),
+            Case((_with_layernorms(gen, False),), label="a random attention-only model (no W_in, no ln2)")]
+
+
+def _fold_variant(bias_after_centring: bool = False, centre: bool = True, reset: bool = True,
+                  biases: bool = True, final: bool = True):
+    """fold_layernorm with one step wrong, for the known mistakes."""
+    def fold(w):
+        w = dict(w)
+        groups = [(c, "b_" + c[-1], "ln1", lambda W, g: W * g[:, None, :, None],
+                   lambda b, W: torch.einsum("ld,lhde->lhe", b, W), -2) for c in weights.READ_BY_LN1]
+        if "W_in" in w:
+            groups.append(("W_in", "b_in", "ln2", lambda W, g: W * g[:, :, None],
+                           lambda b, W: torch.einsum("ld,ldm->lm", b, W), -2))
+        if final:
+            groups.append(("W_U", "b_U", "lnf", lambda W, g: W * g[:, None], lambda b, W: b @ W, 0))
+        for W, b, ln, scale, read, dim in groups:
+            scaled = scale(w[W], w[ln + "_w"])
+            centred = scaled - scaled.mean(dim, keepdim=True) if centre else scaled
+            if biases:
+                w[b] = w[b] + read(w[ln + "_b"], centred if bias_after_centring else w[W])
+            w[W] = centred
+        if reset:
+            for k in [k for k in w if k.startswith("ln")]:
+                w[k] = torch.ones_like(w[k]) if k.endswith("_w") else torch.zeros_like(w[k])
+        return w
+    return fold
+
+
+register(FunctionExercise(
+    id="01.fold_layernorm", title="Fold the LayerNorms into their readers", reference=weights.fold_layernorm,
+    cases=_fold_cases, atol=1e-4,
+    mistakes=[
+        Mistake(_fold_variant(biases=False), "The LayerNorm's bias β is read too: β W adds to the reader's own bias "
+                "(b_Q, b_K, b_V, b_in, b_U). Without it the folded model loses a constant input."),
+        Mistake(_fold_variant(bias_after_centring=True), "Compute β W with the reader *before* centring it: the "
+                "normalised input has mean zero, so centring does not change what it reads, but β is not mean-zero."),
+        Mistake(_fold_variant(centre=False), "After folding, centre each reader along its d_model axis (subtract its "
+                "mean over d_model), as TransformerLens does: the normalised input has mean zero, so that part reads "
+                "nothing."),
+        Mistake(_fold_variant(reset=False), "Afterwards every LayerNorm gain must be 1 and every bias 0: they now live "
+                "in the readers, and leaving them would apply them twice."),
+        Mistake(_fold_variant(final=False), "The final LayerNorm is read by W_U: fold lnf_w and lnf_b into W_U and b_U."),
+    ],
+    hints=["LN(x) W + b = (norm(x) ⊙ g + β) W + b = norm(x) (diag(g) W) + (β W + b): the gain scales the reader's "
+           "d_model rows, the bias moves into the reader's bias.",
+           "ln1 is read by W_Q, W_K, W_V ([layers, heads, d_model, d_head]: g[:, None, :, None], and "
+           "einsum('ld,lhde->lhe', β, W)); ln2 by W_in; lnf by W_U.",
+           "Add β W with the reader as it was, then centre the scaled reader along d_model, and set every ln*_w to "
+           "ones and ln*_b to zeros. Copy the dict first (dict(w))."]))
+
+
+# --- 6.2 does the neuron erase? ------------------------------------------------------------------
+
+def _erasure_cases(gen: torch.Generator) -> list[Case]:
+    return [Case((randn(gen, 20, 16), torch.rand(20, generator=gen) * 3, randn(gen, 16, scale=2.0), randn(gen, 16)),
+                 label="20 positions, an input direction of length about 8"),
+            Case((randn(gen, 1, 6), torch.tensor([0.5]), randn(gen, 6), randn(gen, 6)), label="a single position")]
+
+
+def _erasure_variant(unit: bool = True, sign: float = -1.0, along_output: bool = False):
+    def erasure(resid_mid, neuron_act, w_in, w_out):
+        u = w_out if along_output else w_in
+        u = u / u.norm() if unit else u
+        before, written = resid_mid @ u, neuron_act * (w_out @ u)
+        return {"before": before, "written": written, "erased": sign * written / before}
+    return erasure
+
+
+register(FunctionExercise(
+    id="01.erasure", title="Does the neuron erase its input?", reference=memory.erasure, cases=_erasure_cases,
+    atol=1e-4,
+    mistakes=[
+        Mistake(_erasure_variant(unit=False), "Measure along the *unit* input direction, w_in / |w_in|: otherwise both "
+                "components are scaled by |w_in|, and `before` is not the residual's component."),
+        Mistake(_erasure_variant(sign=1.0), "`erased` is the share removed: a neuron that writes against the "
+                "component (written < 0 where before > 0) erases a positive share, -written / before."),
+        Mistake(_erasure_variant(along_output=True), "The direction to measure along is the one the neuron *reads*, "
+                "w_in: the question is whether it removes what made it fire."),
+    ],
+    hints=["Let u = w_in / |w_in|. The residual's component along it is resid_mid @ u.",
+           "The neuron adds act * w_out to the stream, so along u it adds act * (w_out @ u).",
+           "Return {'before': ..., 'written': ..., 'erased': -written / before}."]))
+
+
+# --- 7.0 the truncated window --------------------------------------------------------------------
+
+def _truncate_cases(gen: torch.Generator) -> list[Case]:
+    tokens = torch.randint(1, 50, (3, 12), generator=gen)
+    return [Case((tokens, 5, 0), label="3 windows of 12 tokens, k = 5, BOS id 0"),
+            Case((tokens[:1], 1, 99), label="one window, k = 1, BOS id 99"),
+            Case((tokens, 12, 0), label="k = the whole window")]
+
+
+register(FunctionExercise(
+    id="01.truncate", title="Keep the last k tokens, where they were", reference=local.truncate,
+    cases=_truncate_cases,
+    mistakes=[
+        Mistake(lambda tokens, k, bos: (local.truncate(tokens, k, bos)[0], torch.arange(k + 1)),
+                "The shortened tokens must keep their original positions (0 for BOS, then T − k … T − 1): numbered "
+                "afresh from 1, the last position would see a different position embedding than in the full run."),
+        Mistake(lambda tokens, k, bos: (tokens[:, -k:], torch.arange(tokens.shape[1] - k, tokens.shape[1])),
+                "Put BOS in front: the model always sees BOS at position 0, and the comparison must differ from "
+                "the full run only in the tokens that were cut."),
+        Mistake(lambda tokens, k, bos: (torch.cat([torch.full_like(tokens[:, :1], bos), tokens[:, 1:k + 1]], 1),
+                                        torch.arange(k + 1)), "Keep the *last* k tokens of each window, not the first."),
+    ],
+    hints=["The tokens: BOS, then tokens[:, T - k:]. torch.full_like(tokens[:, :1], bos) makes the BOS column.",
+           "The positions: 0 for BOS, then T - k, ..., T - 1 (torch.arange), as one [k + 1] tensor of longs."]))
+
+
 # --- predict, then check -------------------------------------------------------------------
 
 register_question(Question(
@@ -428,3 +588,14 @@ register_question(Question(
         "rise": "The neurons read the rotated stream through Rᵀ W_in: their pre-activations do not change at all."},
     explain="The neuron basis is privileged: an elementwise non-linearity acts coordinate by coordinate, so the "
             "coordinates themselves matter there."))
+
+register_question(Question(
+    id="01.how_far_back", title="How far back each block looks",
+    prompt="Keep only the last 5 tokens (k = 5). Which last-position residual will be closer to the full run's?",
+    choices=["after the first block", "after the last block", "about the same"],
+    messages={
+        "after the last block": "Each block's attention can bring in tokens from further back, and the last "
+        "block's residual has been through all of them, so it depends on more of the window, not less.",
+        "about the same": "The residual after the last block has been through every attention layer; each can "
+        "read tokens that were cut, so the two residuals drift apart."},
+    explain="The deeper the block, the more of the window its residual depends on."))

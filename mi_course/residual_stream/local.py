@@ -54,14 +54,16 @@ def last_position_resid(model: Any, tokens: Tensor, positions: Tensor | None = N
 
 
 def local_processing(model: Any, tokens: Tensor, ks: Sequence[int], bos: int,
-                     similarity: Callable[[Tensor, Tensor], Tensor] = centred_cosine) -> Tensor:
-    """``similarity`` (centred cosine) of the last position, full window vs BOS + last k tokens, for each k.
+                     similarity: Callable[[Tensor, Tensor], Tensor] = centred_cosine,
+                     truncation: Callable[[Tensor, int, int], tuple[Tensor, Tensor]] = truncate) -> Tensor:
+    """``similarity`` (centred cosine) of the last position, full window vs BOS + last k tokens, for each k
+    (``truncation`` makes the short window and the positions it keeps).
 
     tokens: [n, T] -> [len(ks), n_layers, n]
     """
     full = last_position_resid(model, tokens)
     rows = []
     for k in ks:
-        short, positions = truncate(tokens, k, bos)
+        short, positions = truncation(tokens, k, bos)
         rows.append(similarity(full, last_position_resid(model, short, positions)))
     return torch.stack(rows)
