@@ -67,7 +67,7 @@ def test_table_has_a_row_per_chapter_with_counts(path):
     progress.record_pass("03.tms_forward")
     table = dashboard.table()
     row = next(line for line in table.splitlines() if line.startswith("03 "))
-    assert "Toy models of superposition" in row and " 2/11" in row
+    assert "Toy models of superposition" in row and " 2/12" in row
 
 
 def test_table_counts_predictions_made_and_right(path):
@@ -85,7 +85,7 @@ def test_widget_shows_the_same_counts(path):
     bars = [child.children[0] for child in box.children if hasattr(child, "children") and child.children]
     expected = [(ch.number, int(ch.number == "03"), len(checks.exercises(ch.number)))
                 for ch in CHAPTERS if checks.exercises(ch.number) and ch.status == "ready"]
-    assert ("03", 1, 11) in expected
+    assert ("03", 1, 12) in expected
     assert [(b.description, b.value, b.max) for b in bars] == expected
 
 

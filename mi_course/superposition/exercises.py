@@ -364,6 +364,23 @@ register(FunctionExercise(
            "Average that share over the features whose norm exceeds the threshold (a float mask helps)."]))
 
 
+# --- 3.12 the privileged-basis model ------------------------------------------------------------
+
+register(FunctionExercise(
+    id="03.relu_hidden_forward", title="A hidden layer with a privileged basis", reference=tms.relu_hidden_forward,
+    cases=_forward_cases,
+    mistakes=[
+        Mistake(tms.tms_forward, "That is the model above, ReLU(Wᵀ W x + b), whose hidden space any rotation "
+                "leaves unchanged. The point is an elementwise non-linearity *on the hidden layer*: h = ReLU(W x)."),
+        Mistake(lambda W, b, x: torch.einsum("ihf,bih->bif", W, torch.relu(torch.einsum("ihf,bif->bih", W, x))) + b,
+                "The output keeps its ReLU: x' = ReLU(Wᵀ h + b), with h = ReLU(W x)."),
+        Mistake(lambda W, b, x: torch.relu(torch.einsum("ihf,bih->bif", W, torch.relu(torch.einsum("ihf,bif->bih", W, x)))),
+                "The bias b is missing: add it before the output ReLU."),
+    ],
+    hints=["Start from your forward pass of section 1 and find the one place where the hidden vector is formed.",
+           "h = torch.relu(einsum('ihf,bif->bih', W, x)), then ReLU(einsum('ihf,bih->bif', W, h) + b)."]))
+
+
 # --- predict, then check -------------------------------------------------------------------
 
 register_question(Question(
@@ -398,3 +415,15 @@ register_question(Question(
         "keeps as many features as it has dimensions, the most important ones, like PCA." if answer > truth
         else None),
     explain="Without sparsity there is no superposition: the model behaves like PCA."))
+
+register_question(Question(
+    id="03.rotating_a_privileged_basis", title="Rotating the ReLU-hidden model",
+    prompt="Rotate the hidden space of a well-trained ReLU-hidden model by 45°. Its loss will ...",
+    choices=["stay the same", "rise", "fall"],
+    messages={
+        "stay the same": "It would, without the hidden ReLU: Wᵀ W does not change when W is rotated. With it, "
+        "ReLU(R W x) is not R ReLU(W x): the ReLU cuts each coordinate at zero, so which coordinates there are "
+        "matters.",
+        "fall": "The trained model sits at a low loss for its own axes; a rotation moves the features away from "
+        "what the ReLUs were trained to pass."},
+    explain="An elementwise non-linearity makes the basis it acts in special: a privileged basis."))
