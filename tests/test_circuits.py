@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from mi_course import circuits, models
+from mi_course import checks, circuits, models
 from mi_course.circuits import plots
 from mi_course.circuits.widget import head_explorer, head_view, token_names
 from mi_course.zoo.world import BOS_ID, DAYS, MONTHS, TOKEN_ID, used_token_ids
@@ -464,6 +464,46 @@ def test_positional_pattern(model, gpt2):
     # attn-only-2l's previous-token head, at the size layer 0 sees its positions: a stripe below the diagonal
     stripe = circuits.positional_pattern(model, 0, 2, n_pos=40, ln_scale=0.22)
     assert stripe.diagonal(-1).mean() > 2 * stripe.diagonal()[1:].mean()
+
+
+def test_layer0_head_roles_and_the_check_that_names_them(model, repeated, run, gpt2):
+    roles = circuits.layer_head_roles(run.patterns[0])
+    assert roles == {"previous_token": {2}, "current_token": {1, 3}}          # what chapter 02 says of this model
+    judge = lambda heads, m=model, t=repeated: checks.run("02.layer0_heads", lambda: (m, t, heads))
+    assert judge({"previous_token": "l0h2", "current_token": ["L0H1", "L0H3"]}).passed
+    missing = judge({"previous_token": ["L0H2"], "current_token": ["L0H1"]})
+    assert not missing.passed and "1 current-token head(s) missing" in missing.message and "L0H3" not in missing.message
+    extra = judge({"previous_token": ["L0H2", "L0H0"], "current_token": ["L0H1", "L0H3"]})
+    assert not extra.passed and "L0H0 is not a previous-token head" in extra.message
+    for heads, phrase in [({"previous_token": ["L1H0"], "current_token": []}, "layer-0 head"),
+                          ({"induction": []}, "Answer with a dict"), ("L0H2", "Answer with a dict")]:
+        result = judge(heads)
+        assert not result.passed and phrase in result.message, result.message
+    assert "Return `model, repeated, heads`" in checks.run("02.layer0_heads", lambda: (model, "L0H2")).message
+    # on another model the truth is that model's: the tiny random GPT-2's heads, recomputed
+    tokens = torch.randint(1, gpt2.cfg.d_vocab, (2, 21))
+    truth = circuits.layer_head_roles(circuits.frozen_run(gpt2, tokens).patterns[0])
+    answer = {role: [f"L0H{h}" for h in heads] for role, heads in truth.items()}
+    assert checks.run("02.layer0_heads", lambda: (gpt2, tokens, answer)).passed
+
+
+def test_the_pattern_of_positions_is_the_masked_softmax_of_the_positional_scores(gpt2):
+    W_pos, W_Q, W_K = gpt2.W_pos[:9].detach(), gpt2.W_Q[0, 1].detach(), gpt2.W_K[0, 1].detach()
+    P = circuits.pattern_of_positions(W_pos, W_Q, W_K, ln_scale=2.0)
+    torch.testing.assert_close(P, circuits.positional_pattern(gpt2, 0, 1, n_pos=9, ln_scale=2.0))
+    torch.testing.assert_close(P.sum(-1), torch.ones(9))
+    assert P[0, 0] == 1 and (P.triu(1) == 0).all()
+
+
+def test_data_composition_score_counts_directions_by_use():
+    gen = torch.Generator().manual_seed(5)
+    W_A, W_B = torch.randn(8, 8, generator=gen), torch.randn(8, 8, generator=gen)
+    assert abs(circuits.data_composition_score(torch.eye(8), W_A, W_B) - circuits.composition_score(W_A, W_B)) < 1e-6
+    U = torch.linalg.qr(torch.randn(8, 8, generator=gen)).Q
+    W_B = U[:, :2] @ U[:, :2].T                           # reads two directions only
+    W_A = torch.eye(8)
+    X_read, X_other = U[:, :2].T.repeat(5, 1), U[:, 2:].T.repeat(2, 1)
+    assert circuits.data_composition_score(X_read, W_A, W_B) > 0.6 > 1e-5 > circuits.data_composition_score(X_other, W_A, W_B)
 
 
 def test_figures_say_what_their_colours_mean():

@@ -7,6 +7,9 @@ the message that explains them, and progressive hints. References are the functi
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 
 import torch
 from torch import Tensor
@@ -351,6 +354,124 @@ register(FunctionExercise(
            "Then layer 1's head moves and transforms it: A1 @ (...) @ W_OV1."]))
 
 
+
+
+# --- 2.4b the pattern of the positions ----------------------------------------------------------
+
+def _positional_cases(gen: torch.Generator) -> list[Case]:
+    return [Case((randn(gen, 12, 16), randn(gen, 16, 4), randn(gen, 16, 4), 1.0), label="12 positions, ln_scale 1"),
+            Case((randn(gen, 7, 8, scale=3.0), randn(gen, 8, 2), randn(gen, 8, 2), 2.5), label="7 positions, ln_scale 2.5"),
+            Case((randn(gen, 1, 8), randn(gen, 8, 2), randn(gen, 8, 2), 1.0), label="a single position")]
+
+
+def _positions_variant(mask: bool = True, root: bool = True, scale_power: int = 2, dim: int = -1):
+    def pattern(W_pos, W_Q, W_K, ln_scale=1.0):
+        P = W_pos
+        scores = (P @ W_Q) @ (P @ W_K).T / ln_scale ** scale_power / (W_Q.shape[-1] ** 0.5 if root else 1)
+        if mask:
+            scores = scores.masked_fill(torch.triu(torch.ones_like(scores, dtype=torch.bool), 1), float("-inf"))
+        return scores.softmax(dim=dim)
+    return pattern
+
+
+register(FunctionExercise(
+    id="02.positional_pattern", title="The pattern of the positions alone", reference=circuits.pattern_of_positions,
+    cases=_positional_cases, atol=1e-5,
+    mistakes=[
+        Mistake(_positions_variant(mask=False), "A query cannot attend to later positions: mask the scores above the "
+                "diagonal with -inf before the softmax, as the model does."),
+        Mistake(_positions_variant(root=False), "The model divides the attention scores by √d_head before the softmax."),
+        Mistake(_positions_variant(scale_power=1), "Both the query and the key side read P = W_pos / ln_scale, so the "
+                "scores carry ln_scale twice."),
+        Mistake(_positions_variant(scale_power=0), "The head reads its input after a LayerNorm, which divides by the "
+                "scale: use P = W_pos / ln_scale on both sides."),
+        Mistake(_positions_variant(dim=0), "Each *row* (a query position) is a distribution over keys: softmax over "
+                "the last dimension."),
+    ],
+    hints=["Scores of query position i and key position j: (P[i] W_Q) · (P[j] W_K), with P = W_pos / ln_scale.",
+           "Then the model's steps: divide by √d_head, mask the future (torch.triu(..., diagonal=1)) with -inf, and "
+           "softmax over the keys."]))
+
+
+# --- 2.9 the composition score on real inputs ---------------------------------------------------------
+
+def _data_score_cases(gen: torch.Generator) -> list[Case]:
+    A, B = _low_rank(gen, 12, 3)
+    W_A, W_B = A @ B, randn(gen, 12, 12)
+    return [Case((randn(gen, 40, 12), W_A, W_B), label="40 inputs in 12 dimensions, a rank-3 writer"),
+            Case((randn(gen, 5, 12) * torch.tensor([3.0] * 2 + [0.1] * 10), W_A, W_B),
+                 label="inputs that use two directions much more than the rest"),
+            Case((torch.eye(12), W_A, W_B), label="X = the identity (the weight-only score)")]
+
+
+register(FunctionExercise(
+    id="02.data_composition_score", title="The composition score on real inputs",
+    reference=circuits.data_composition_score, cases=_data_score_cases, atol=1e-5,
+    mistakes=[
+        Mistake(lambda X, W_A, W_B: circuits.composition_score(W_A, W_B), "That is the weight-only score: it weighs "
+                "every direction equally. Put the inputs in first, X W_A, so that directions count as much as they "
+                "are used."),
+        Mistake(lambda X, W_A, W_B: ((X @ W_A @ W_B).norm() / (W_A.norm() * W_B.norm())).item(),
+                "Normalise by what the writer really writes, ‖X W_A‖_F, not by ‖W_A‖_F: otherwise the score "
+                "grows with the size of the inputs."),
+        Mistake(lambda X, W_A, W_B: ((X @ W_A @ W_B).norm() / (X @ W_A).norm()).item(),
+                "Divide by ‖W_B‖_F too, so that the reader's size does not count: only how much of what is written "
+                "it reads."),
+    ],
+    hints=["The writer writes X W_A (one row per input); the reader reads that through W_B.",
+           "Score = ‖X W_A W_B‖_F / (‖X W_A‖_F ‖W_B‖_F), returned as a Python float (.item())."]))
+
+
+# --- 2.3b name the layer-0 heads ------------------------------------------------------------------
+
+def _parse_layer0(name: Any) -> int | None:
+    if isinstance(name, str) and re.fullmatch(r"L0H\d+", name.strip().upper()):
+        return int(name.strip().upper()[3:])
+    return None
+
+
+def _judge_layer0_heads(learner) -> tuple[bool, str]:
+    if not callable(learner):
+        return False, "Pass your function `layer0_heads` itself (it returns the model, the sequences and your answer)."
+    out = call_with_timeout(learner, timeout=60)
+    if out.error:
+        return False, out.error
+    value = out.value
+    if not (isinstance(value, tuple) and len(value) == 3 and hasattr(value[0], "cfg")
+            and isinstance(value[1], Tensor) and value[1].ndim == 2):
+        return False, "Return `model, repeated, heads`: the model, the [batch, pos] sequences you looked at, and a dict."
+    model, tokens, heads = value
+    if not isinstance(heads, dict) or set(heads) != {"previous_token", "current_token"}:
+        return False, 'Answer with a dict {"previous_token": [...], "current_token": [...]} of names like "L0H2".'
+    named = {}
+    for role, names in heads.items():
+        names = [names] if isinstance(names, str) else list(names)
+        parsed = [_parse_layer0(n) for n in names]
+        if None in parsed:
+            return False, f"Could not read {names[parsed.index(None)]!r} as a layer-0 head: write 'L0H2' (layer 0, head 2)."
+        named[role] = set(parsed)
+    truth = circuits.layer_head_roles(circuits.frozen_run(model, tokens).patterns[0])    # recomputed now
+    problems = []
+    for role, label, rule in (("previous_token", "previous-token", "more than 0.4 on the previous position"),
+                              ("current_token", "current-token", "more than 0.5 on its own position")):
+        missing, extra = truth[role] - named[role], named[role] - truth[role]
+        if missing:
+            problems.append(f"{len(missing)} {label} head(s) missing")
+        for h in sorted(extra):
+            problems.append(f"L0H{h} is not a {label} head (it does not put {rule}, on average)")
+    if problems:
+        return False, "Not quite: " + "; ".join(problems) + ". Look at the attention printed above."
+    name = lambda hs: ", ".join(f"L0H{h}" for h in sorted(hs)) or "none"
+    return True, (f"Right: previous-token {name(truth['previous_token'])}; current-token "
+                  f"{name(truth['current_token'])} (recomputed from the model on your sequences).")
+
+
+register(CustomExercise(
+    id="02.layer0_heads", title="Name the layer-0 heads", reference=None, judge=_judge_layer0_heads,
+    hints=["On the repeated sequences, measure each layer-0 head's mean attention to the previous position and to "
+           "its own position (the diagonals of its pattern).",
+           "A previous-token head puts more than 0.4 on the previous position, a current-token head more than 0.5 on "
+           "its own (BOS left out, since it can only attend to itself)."]))
 
 
 # --- predict, then check -------------------------------------------------------------------

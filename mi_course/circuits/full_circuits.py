@@ -83,16 +83,28 @@ def positional_qk_circuit(model: Model, layer: int, head: int, n_pos: int | None
     return scores.masked_fill(future, float("-inf"))
 
 
+def pattern_of_positions(W_pos: Tensor, W_Q: Tensor, W_K: Tensor, ln_scale: float = 1.0) -> Tensor:
+    """The attention pattern a head gives the position embeddings alone, causally masked and softmaxed.
+
+    ``softmax(mask(P W_Q (P W_K)ᵀ) / √d_head)`` with ``P = W_pos / ln_scale``: the head reads its input after
+    a LayerNorm, which divides by the scale. W_pos: [n_pos, d_model]; W_Q, W_K: [d_model, d_head]
+    returns: [n_pos, n_pos] (row = query position; each row sums to 1)
+    """
+    P = W_pos / ln_scale
+    scores = (P @ W_Q) @ (P @ W_K).T / W_Q.shape[-1] ** 0.5
+    future = torch.triu(torch.ones_like(scores, dtype=torch.bool), diagonal=1)
+    return scores.masked_fill(future, float("-inf")).softmax(dim=-1)
+
+
 def positional_pattern(model: Model, layer: int, head: int, n_pos: int | None = None,
                        ln_scale: float = 1.0) -> Tensor:
-    """The attention pattern of the positional embeddings alone: ``softmax(mask(P W_QK Pᵀ) / √d_head)``.
+    """:func:`pattern_of_positions` of one head of ``model``, over its first ``n_pos`` positions.
 
-    A head reads its input after a LayerNorm, which divides each position by its scale; pass the typical
-    scale (``FrozenRun.scales[layer]``) as ``ln_scale`` to read positions at the size the head sees them,
-    ``P = W_pos / ln_scale``. Rows sum to 1.   returns: [n_pos, n_pos] (row = query position)
+    Pass the typical LayerNorm scale (``FrozenRun.scales[layer]``) as ``ln_scale`` to read positions at the
+    size the head sees them.   returns: [n_pos, n_pos] (row = query position)
     """
-    scores = positional_qk_circuit(model, layer, head, n_pos) / (ln_scale ** 2 * model.cfg.d_head ** 0.5)
-    return scores.softmax(dim=-1)
+    P = _w(model.W_pos)[: n_pos or model.cfg.n_ctx]
+    return pattern_of_positions(P, _w(model.W_Q[layer, head]), _w(model.W_K[layer, head]), ln_scale)
 
 
 def top_k_accuracy(circuit: Tensor, k: int = 1) -> float:

@@ -27,3 +27,17 @@ def concatenated_output(z: Tensor, W_O: Tensor) -> Tensor:
     """
     batch, pos, n_heads, d_head = z.shape
     return z.reshape(batch, pos, n_heads * d_head) @ W_O.reshape(n_heads * d_head, -1)
+
+
+def layer_head_roles(patterns: Tensor, previous: float = 0.4, own: float = 0.5) -> dict[str, set[int]]:
+    """Which heads of a layer are previous-token heads and which current-token heads, from their patterns.
+
+    A previous-token head puts more than ``previous`` of its attention, on average, on the position just
+    before the query; a current-token head more than ``own`` on the query's own position (BOS, whose only
+    choice is itself, left out). patterns: [batch, head, query, key] -> {"previous_token": {heads},
+    "current_token": {heads}}
+    """
+    back = patterns.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2))          # [head]
+    itself = patterns.diagonal(dim1=-2, dim2=-1)[..., 1:].mean(dim=(0, 2))          # [head]
+    return {"previous_token": set((back > previous).nonzero().flatten().tolist()),
+            "current_token": set((itself > own).nonzero().flatten().tolist())}
