@@ -26,7 +26,7 @@ from .factored import low_rank_eigenvalues, low_rank_singular_values, ov_circuit
 from .full_circuits import (copying_score, full_ov_circuit, full_qk_circuit, pattern_of_positions, positional_pattern,
                             positional_qk_circuit, promoted_tokens, read_tokens, top_k_accuracy)
 from .heads import concatenated_output, head_outputs, layer_head_roles
-from .paths import (FrozenRun, attention_score_terms, correct_logit_effects, frozen_layer_norm, frozen_run,
+from .paths import (FrozenRun, attention_score_terms, correct_logit_effects, frozen_layer_norm, frozen_run, score_terms_by_source,
                     path_expansion, stripe_contributions, virtual_head_output)
 
 __all__ = ["KINDS", "FrozenRun", "aligned_composition_score", "attention_score_terms", "composition_score",
@@ -36,5 +36,5 @@ __all__ = ["KINDS", "FrozenRun", "aligned_composition_score", "attention_score_t
            "low_rank_singular_values", "model_composition_scores", "ov_circuit", "ov_matrix", "path_expansion",
            "pattern_of_positions",
            "positional_pattern", "positional_qk_circuit", "promoted_tokens", "qk_circuit", "qk_matrix",
-           "random_composition_scores", "read_tokens", "rotated_composition_scores", "stacked_ov_qk",
+           "random_composition_scores", "read_tokens", "rotated_composition_scores", "score_terms_by_source", "stacked_ov_qk",
            "stripe_contributions", "top_k_accuracy", "virtual_head_output"]

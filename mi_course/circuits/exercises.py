@@ -474,6 +474,49 @@ register(CustomExercise(
            "its own (BOS left out, since it can only attend to itself)."]))
 
 
+# --- 2.10 split the attention scores by source -----------------------------------------------------
+
+def _score_terms_cases(gen: torch.Generator) -> list[Case]:
+    def case(S, batch, pos, d, e, label):
+        return Case((randn(gen, S, batch, pos, d), 0.5 + torch.rand(batch, pos, generator=gen), randn(gen, d, e),
+                     randn(gen, d, e), randn(gen, e), randn(gen, e)), label=label)
+    return [case(3, 2, 5, 8, 4, "3 sources, 2 sequences of 5 positions"), case(6, 1, 7, 6, 2, "6 sources, d_head 2"),
+            case(1, 1, 1, 4, 2, "a single source and position")]
+
+
+def _split_variant(bias: str = "last", root: bool = True, normalise: bool = True):
+    def split(sources, scale, W_Q, W_K, b_Q, b_K):
+        x = circuits.frozen_layer_norm(sources, scale) if normalise else sources
+        q, k = x @ W_Q, x @ W_K
+        if bias == "last":
+            q[-1], k[-1] = q[-1] + b_Q, k[-1] + b_K
+        elif bias == "every":
+            q, k = q + b_Q, k + b_K
+        elif bias == "query":
+            q[-1] = q[-1] + b_Q
+        return torch.einsum("ibqe,jbke->ijbqk", q, k) / (W_Q.shape[-1] ** 0.5 if root else 1)
+    return split
+
+
+register(FunctionExercise(
+    id="02.score_terms", title="Split the attention scores by source", reference=circuits.score_terms_by_source,
+    cases=_score_terms_cases, atol=1e-4,
+    mistakes=[
+        Mistake(_split_variant(bias="none"), "The biases b_Q and b_K are part of every score: add them to the last "
+                "source's query and key, so that the terms still add up to the scores."),
+        Mistake(_split_variant(bias="every"), "Added to every source, b_Q and b_K are counted S times in the sum. Add "
+                "them once, to the last source (the biases)."),
+        Mistake(_split_variant(bias="query"), "The key side has a bias too: add b_K to the last source's key."),
+        Mistake(_split_variant(root=False), "The model divides the scores by √d_head."),
+        Mistake(_split_variant(normalise=False), "The head reads its input after the LayerNorm: centre each source "
+                "and divide it by the frozen scale (circuits.frozen_layer_norm) before W_Q and W_K. Centring is "
+                "linear, so it splits over the sources too."),
+    ],
+    hints=["With the scale frozen, LN(Σ_i s_i) = Σ_i LN(s_i): each source gets its own query q_i and key k_j.",
+           "q_i = frozen_layer_norm(sources[i], scale) @ W_Q, k_j likewise with W_K; add b_Q, b_K to the last source's.",
+           "terms[i, j] = q_i @ k_jᵀ / √d_head for every pair: torch.einsum('ibqe,jbke->ijbqk', q, k)."]))
+
+
 # --- predict, then check -------------------------------------------------------------------
 
 def _head(context: dict, key: str) -> str:

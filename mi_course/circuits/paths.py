@@ -135,29 +135,38 @@ def correct_logit_effects(terms: dict[str, Tensor], tokens: Tensor, positions: T
     return {name: term[:, positions].gather(-1, target[..., None]).mean().item() for name, term in terms.items()}
 
 
-def attention_score_terms(model: Model, run: FrozenRun, head: int) -> tuple[list[str], Tensor]:
+def score_terms_by_source(sources: Tensor, scale: Tensor, W_Q: Tensor, W_K: Tensor, b_Q: Tensor, b_K: Tensor) -> Tensor:
+    """A head's attention scores split by where the query and the key come from.
+
+    The head reads ``LN(Σ_i sources[i])``, with the LayerNorm's scale frozen, so it reads ``Σ_i LN(sources[i])``
+    and its score is bilinear: ``score = Σ_{i,j} q_i · k_j / √d_head`` with ``q_i = LN(sources[i]) W_Q`` and
+    ``k_j = LN(sources[j]) W_K``. The biases ``b_Q, b_K`` go with the last source.
+    sources: [S, batch, pos, d_model]; scale: [batch, pos]; W_Q, W_K: [d_model, d_head]; b_Q, b_K: [d_head]
+    returns: [S (query source), S (key source), batch, query, key]; their sum is the scores before the mask
+    """
+    normed = frozen_layer_norm(sources, scale)
+    queries, keys = normed @ W_Q, normed @ W_K                                        # [S, batch, pos, d_head]
+    queries[-1], keys[-1] = queries[-1] + b_Q, keys[-1] + b_K
+    return torch.einsum("ibqe,jbke->ijbqk", queries, keys) / W_Q.shape[-1] ** 0.5
+
+
+def attention_score_terms(model: Model, run: FrozenRun, head: int,
+                          split: Callable[..., Tensor] = score_terms_by_source) -> tuple[list[str], Tensor]:
     """A layer-1 head's attention scores, split by where its query and its key come from.
 
-    The residual that layer 1 reads is embeddings + each layer-0 head + biases; scores are
-    bilinear in it, so ``score = Σ_{i,j} q_i · k_j / √d_head`` over sources ``i`` (query side) and
-    ``j`` (key side). The query/key biases ``b_Q, b_K`` are counted with the "biases" source.
+    The sources of the residual that layer 1 reads: the embeddings, each layer-0 head, and the biases (with the
+    head's ``b_Q, b_K``); ``split`` is :func:`score_terms_by_source` (or a learner's version of it).
     returns: (source names [S], terms [S, S, batch, query, key]) whose sum is the scores (before the mask)
     """
     _check_two_layer_attn_only(model)
-    s1 = run.scales[1]
     x0 = frozen_layer_norm(run.embed, run.scales[0])
     W_OV0 = _w(model.W_V[0]) @ _w(model.W_O[0])
     sources = {"embed": run.embed}
     for h in range(model.cfg.n_heads):
         sources[f"L0H{h}"] = run.patterns[0][:, h] @ x0 @ W_OV0[h]
     sources["biases"] = _bias_out(model, 0).expand_as(run.embed)
-    W_Q, W_K = _w(model.W_Q[1, head]), _w(model.W_K[1, head])
-    queries = [frozen_layer_norm(v, s1) @ W_Q for v in sources.values()]
-    keys = [frozen_layer_norm(v, s1) @ W_K for v in sources.values()]
-    queries[-1] = queries[-1] + _w(model.b_Q[1, head])
-    keys[-1] = keys[-1] + _w(model.b_K[1, head])
-    scale = model.cfg.d_head ** 0.5
-    terms = torch.stack([torch.stack([q @ k.transpose(-1, -2) / scale for k in keys]) for q in queries])
+    terms = split(torch.stack(list(sources.values())), run.scales[1], _w(model.W_Q[1, head]), _w(model.W_K[1, head]),
+                  _w(model.b_Q[1, head]), _w(model.b_K[1, head]))
     return list(sources), terms
 
 
