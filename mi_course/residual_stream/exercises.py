@@ -337,6 +337,9 @@ register(FunctionExercise(
     mistakes=[
         Mistake(lambda W_in, W_out: (W_in.T * W_out).sum(-1), "Normalise: cosine = (a · b) / (|a| |b|), so the "
                                                               "weights' scale does not matter."),
+        Mistake(lambda W_in, W_out: torch.cosine_similarity(W_in, W_out.T, dim=-1),
+                "That compares one residual-stream coordinate's weights across the neurons. A neuron's own "
+                "directions are d_model long: the column W_in[:, i] it reads with and the row W_out[i] it writes."),
     ],
     hints=["Neuron i reads along the column W_in[:, i] and writes along the row W_out[i]; both live in d_model.",
            "torch.cosine_similarity(W_in.T, W_out, dim=-1) pairs them neuron by neuron."]))
