@@ -506,6 +506,17 @@ def test_data_composition_score_counts_directions_by_use():
     assert circuits.data_composition_score(X_read, W_A, W_B) > 0.6 > 1e-5 > circuits.data_composition_score(X_other, W_A, W_B)
 
 
+def test_composed_qk_is_the_full_qk_circuit_read_through_two_layer0_heads(model, used):
+    rows = used[:60]
+    E = model.W_E[rows].detach()
+    ov = lambda a: (model.W_V[0, a] @ model.W_O[0, a]).detach()
+    ours = circuits.composed_qk(E, ov(1), ov(2), model.W_Q[1, 1].detach(), model.W_K[1, 1].detach())
+    theirs = circuits.full_qk_circuit(model, 1, 1, rows, query_via=(0, 1), key_via=(0, 2)).AB
+    torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=1e-3)
+    # the induction head matches each word's query to the same word's key, through these two heads
+    assert (ours.argmax(-1) == torch.arange(len(rows))).float().mean() > 0.8
+
+
 def test_figures_say_what_their_colours_mean():
     import matplotlib.pyplot as plt
 

@@ -24,12 +24,12 @@ from .composition import (KINDS, aligned_composition_score, composition_score, c
                           random_composition_scores, rotated_composition_scores, stacked_ov_qk)
 from .factored import low_rank_eigenvalues, low_rank_singular_values, ov_circuit, ov_matrix, qk_circuit, qk_matrix
 from .full_circuits import (copying_score, full_ov_circuit, full_qk_circuit, pattern_of_positions, positional_pattern,
-                            positional_qk_circuit, promoted_tokens, read_tokens, top_k_accuracy)
+                            positional_qk_circuit, promoted_tokens, read_tokens, top_k_accuracy, composed_qk)
 from .heads import concatenated_output, head_outputs, layer_head_roles
 from .paths import (FrozenRun, attention_score_terms, correct_logit_effects, frozen_layer_norm, frozen_run, score_terms_by_source,
                     path_expansion, stripe_contributions, virtual_head_output)
 
-__all__ = ["KINDS", "FrozenRun", "aligned_composition_score", "attention_score_terms", "composition_score",
+__all__ = ["KINDS", "FrozenRun", "aligned_composition_score", "attention_score_terms", "composed_qk", "composition_score",
            "composition_scores", "concatenated_output", "copying_score", "correct_logit_effects",
            "data_composition_score", "data_composition_scores", "frozen_layer_norm", "frozen_run",
            "full_ov_circuit", "full_qk_circuit", "head_outputs", "k_composition", "layer_head_roles", "low_rank_eigenvalues",

@@ -517,6 +517,33 @@ register(FunctionExercise(
            "terms[i, j] = q_i @ k_jᵀ / √d_head for every pair: torch.einsum('ibqe,jbke->ijbqk', q, k)."]))
 
 
+# --- 3.5 the induction pattern in the weights ------------------------------------------------------
+
+def _composed_qk_cases(gen: torch.Generator) -> list[Case]:
+    def case(n, d, e, label):
+        return Case((randn(gen, n, d), randn(gen, d, d, scale=0.3), randn(gen, d, d, scale=0.3), randn(gen, d, e),
+                     randn(gen, d, e)), label=label)
+    return [case(10, 8, 2, "10 tokens, d_model 8, d_head 2"), case(3, 6, 3, "3 tokens, d_model 6, d_head 3")]
+
+
+register(FunctionExercise(
+    id="02.composed_qk", title="The induction pattern in the weights", reference=circuits.composed_qk,
+    cases=_composed_qk_cases, atol=1e-4, rtol=1e-3,
+    mistakes=[
+        Mistake(lambda E, q_ov, k_ov, W_Q, W_K: (E @ k_ov @ W_Q) @ (E @ q_ov @ W_K).T,
+                "The two heads are on the wrong sides: the query reads its own token through the query-side head "
+                "(the current-token head), the key reads what the key-side head (the previous-token head) wrote."),
+        Mistake(lambda E, q_ov, k_ov, W_Q, W_K: (E @ W_Q) @ (E @ W_K).T,
+                "That is the plain full QK circuit, from the embeddings: put each layer-0 head's OV circuit between "
+                "the embedding and W_Q (query side) or W_K (key side)."),
+        Mistake(lambda E, q_ov, k_ov, W_Q, W_K: ((E @ q_ov @ W_Q) @ (E @ k_ov @ W_K).T).T,
+                "Rows are queries and columns keys: (queries) @ (keys)ᵀ, not the other way round."),
+    ],
+    hints=["A layer-1 head reads x; if layer-0 head a wrote E[t] W_OV^a at a position, the query there is "
+           "E[t] W_OV^a W_Q.",
+           "Queries: E @ query_ov @ W_Q ([n, d_head]); keys: E @ key_ov @ W_K; the circuit: queries @ keys.T."]))
+
+
 # --- predict, then check -------------------------------------------------------------------
 
 def _head(context: dict, key: str) -> str:

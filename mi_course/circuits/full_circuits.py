@@ -140,3 +140,13 @@ def promoted_tokens(model: Model, layer: int, head: int, source: int, candidates
     row = source_row @ _w(model.W_V[layer, head]) @ _w(model.W_O[layer, head]) @ _w(model.W_U)[:, ids]
     values, order = row.topk(min(k, len(ids)))
     return ids[order], values
+
+
+def composed_qk(E: Tensor, query_ov: Tensor, key_ov: Tensor, W_Q: Tensor, W_K: Tensor) -> Tensor:
+    """A layer-1 head's QK circuit with each side reading the tokens through a layer-0 head's OV circuit.
+
+    ``(E W_OV^q W_Q)(E W_OV^k W_K)ᵀ``: row = the query's token as the query-side head writes it, column = the
+    key's token as the key-side head writes it. E: [n, d_model] (the tokens' embeddings); query_ov, key_ov:
+    [d_model, d_model]; W_Q, W_K: [d_model, d_head]   returns: [n, n] (built from two [n, d_head] factors)
+    """
+    return (E @ query_ov @ W_Q) @ (E @ key_ov @ W_K).T
