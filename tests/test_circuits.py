@@ -517,6 +517,16 @@ def test_composed_qk_is_the_full_qk_circuit_read_through_two_layer0_heads(model,
     assert (ours.argmax(-1) == torch.arange(len(rows))).float().mean() > 0.8
 
 
+def test_the_plain_per_pair_baseline_samples_what_the_fast_one_samples(model):
+    W_OV0, _ = circuits.stacked_ov_qk(model, 0)
+    W_OV1, W_QK1 = circuits.stacked_ov_qk(model, 1)
+    fast = circuits.rotated_composition_scores(W_OV0, W_QK1, W_OV1, "k", 2000, seed=3)[2, 1]
+    plain = circuits.rotated_pair_scores(W_OV0[2], W_QK1[1].T, 600, torch.Generator().manual_seed(4))
+    assert abs(plain.mean() - fast.mean()) < 0.004 and abs(plain.quantile(0.95) - fast.quantile(0.95)) < 0.01
+    Q = circuits.haar_rotation(12, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(Q @ Q.T, torch.eye(12), atol=1e-5, rtol=0)
+
+
 def test_figures_say_what_their_colours_mean():
     import matplotlib.pyplot as plt
 

@@ -161,6 +161,17 @@ class CustomExercise(Exercise):
         return self.judge(learner)
 
 
+def call_answer_function(learner: Any, name: str, timeout: float = 60) -> tuple[Any, str | None]:
+    """Call a learner's no-argument answer function (e.g. ``find_heads``), for judges that grade what it returns.
+
+    Returns (its value, None), or (None, a message for the learner) when it is not a function or fails.
+    """
+    if not callable(learner):
+        return None, f"Pass your function `{name}` itself (it returns the model, the data and your answer)."
+    out = call_with_timeout(learner, timeout=timeout)
+    return (None, out.error) if out.error else (out.value, None)
+
+
 _REGISTRY: dict[str, Exercise] = {}
 
 

@@ -21,7 +21,8 @@ The notebook imports the package as ``circuits``: ``from mi_course import circui
 
 from .composition import (KINDS, aligned_composition_score, composition_score, composition_scores,
                           data_composition_score, data_composition_scores, k_composition, model_composition_scores,
-                          random_composition_scores, rotated_composition_scores, stacked_ov_qk)
+                          haar_rotation, random_composition_scores, rotated_composition_scores, rotated_pair_scores,
+                          stacked_ov_qk)
 from .factored import low_rank_eigenvalues, low_rank_singular_values, ov_circuit, ov_matrix, qk_circuit, qk_matrix
 from .full_circuits import (copying_score, full_ov_circuit, full_qk_circuit, pattern_of_positions, positional_pattern,
                             positional_qk_circuit, promoted_tokens, read_tokens, top_k_accuracy, composed_qk)
@@ -31,10 +32,10 @@ from .paths import (FrozenRun, attention_score_terms, correct_logit_effects, fro
 
 __all__ = ["KINDS", "FrozenRun", "aligned_composition_score", "attention_score_terms", "composed_qk", "composition_score",
            "composition_scores", "concatenated_output", "copying_score", "correct_logit_effects",
-           "data_composition_score", "data_composition_scores", "frozen_layer_norm", "frozen_run",
+           "data_composition_score", "data_composition_scores", "frozen_layer_norm", "frozen_run", "haar_rotation",
            "full_ov_circuit", "full_qk_circuit", "head_outputs", "k_composition", "layer_head_roles", "low_rank_eigenvalues",
            "low_rank_singular_values", "model_composition_scores", "ov_circuit", "ov_matrix", "path_expansion",
            "pattern_of_positions",
            "positional_pattern", "positional_qk_circuit", "promoted_tokens", "qk_circuit", "qk_matrix",
-           "random_composition_scores", "read_tokens", "rotated_composition_scores", "score_terms_by_source", "stacked_ov_qk",
+           "random_composition_scores", "read_tokens", "rotated_composition_scores", "rotated_pair_scores", "score_terms_by_source", "stacked_ov_qk",
            "stripe_contributions", "top_k_accuracy", "virtual_head_output"]

@@ -128,6 +128,23 @@ def rotated_composition_scores(W_OV0: Tensor, W_QK1: Tensor, W_OV1: Tensor, kind
     return squares.sqrt() / norms[..., None].clamp_min(1e-12)
 
 
+def haar_rotation(d: int, generator: torch.Generator | None = None) -> Tensor:
+    """A uniformly random (Haar) rotation of R^d: the QR factor of a Gaussian matrix, signs fixed. [d, d]"""
+    Q, R = torch.linalg.qr(torch.randn(d, d, generator=generator))
+    return Q * torch.sign(torch.diagonal(R))
+
+
+def rotated_pair_scores(W_A: Tensor, W_B: Tensor, n_samples: int, generator: torch.Generator | None = None) -> Tensor:
+    """One pair's baseline, the slow and plain way: the scores of ``W_A Q`` and ``W_B`` for random rotations ``Q``.
+
+    ``W_A Q`` keeps the writer's singular values and turns its output subspace at random (a rotation on the left
+    would change no score). :func:`rotated_composition_scores` samples the same distribution for every pair at once.
+    W_A, W_B: [d, d]   returns: [n_samples]
+    """
+    d = W_A.shape[-1]
+    return torch.tensor([composition_score(W_A @ haar_rotation(d, generator), W_B) for _ in range(n_samples)])
+
+
 def stacked_ov_qk(model: Model, layer: int) -> tuple[Tensor, Tensor]:
     """Dense ``W_OV`` and ``W_QK`` of every head of a layer: two [head, d_model, d_model]."""
     heads = range(model.cfg.n_heads)

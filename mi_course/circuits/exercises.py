@@ -18,7 +18,7 @@ from ..seed import stream
 from transformer_lens import FactoredMatrix
 
 from .. import circuits
-from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, call_answer_function, randn, register
 from ..checks.prediction import Question, register_question
 from ..checks.sandbox import call_with_timeout
 
@@ -431,12 +431,9 @@ def _parse_layer0(name: Any) -> int | None:
 
 
 def _judge_layer0_heads(learner) -> tuple[bool, str]:
-    if not callable(learner):
-        return False, "Pass your function `layer0_heads` itself (it returns the model, the sequences and your answer)."
-    out = call_with_timeout(learner, timeout=60)
-    if out.error:
-        return False, out.error
-    value = out.value
+    value, problem = call_answer_function(learner, "layer0_heads")
+    if problem is not None:
+        return False, problem
     if not (isinstance(value, tuple) and len(value) == 3 and hasattr(value[0], "cfg")
             and isinstance(value[1], Tensor) and value[1].ndim == 2):
         return False, "Return `model, repeated, heads`: the model, the [batch, pos] sequences you looked at, and a dict."
@@ -542,6 +539,63 @@ register(FunctionExercise(
     hints=["A layer-1 head reads x; if layer-0 head a wrote E[t] W_OV^a at a position, the query there is "
            "E[t] W_OV^a W_Q.",
            "Queries: E @ query_ov @ W_Q ([n, d_head]); keys: E @ key_ov @ W_K; the circuit: queries @ keys.T."]))
+
+
+# --- 2.7a a baseline that keeps each pair's spectra -------------------------------------------------
+
+def _run_baseline(learner, W_A: Tensor, W_B: Tensor, n: int, seed: int) -> tuple[Tensor | None, str | None]:
+    out = call_with_timeout(learner, (W_A.clone(), W_B.clone(), n, stream(seed, "check.rotated_baseline")), timeout=30)
+    if out.error:
+        return None, out.error
+    value = out.value
+    if not isinstance(value, Tensor) or value.shape != (n,):
+        return None, f"Return a tensor of the {n} sampled scores, shape [{n}]; got {type(value).__name__} " \
+                     f"{tuple(getattr(value, 'shape', ()))}."
+    if not torch.isfinite(value).all() or (value < -1e-6).any() or (value > 1 + 1e-6).any():
+        return None, "Every composition score lies between 0 and 1; some of yours do not (or are NaN)."
+    return value.double(), None
+
+
+def _judge_rotated_baseline(learner) -> tuple[bool, str]:
+    if not callable(learner):
+        return False, "Pass your function `rotated_scores` itself."
+    d, gen = 16, stream(0, "check.rotated_baseline.weights")
+    flat, problem = _run_baseline(learner, torch.eye(d), torch.randn(d, d, generator=gen), 40, 1)
+    if problem:
+        return False, problem
+    if (flat - d ** -0.5).abs().max() > 1e-4:
+        return False, (f"With W_A the identity, W_A Q is a rotation for every sample, so every score is 1/√d = "
+                       f"{d ** -0.5:.4f}; yours range from {flat.min():.4f} to {flat.max():.4f}. The random matrices must "
+                       "be rotations (the Q of a QR decomposition), which keep the writer's singular values.")
+    W_A, W_B = torch.diag(torch.arange(1.0, d + 1)), torch.randn(d, d, generator=gen)
+    first, again, other = (_run_baseline(learner, W_A, W_B, 40, seed)[0] for seed in (1, 1, 2))
+    if first is None or again is None or other is None or not torch.equal(first, again) or torch.equal(first, other):
+        return False, ("Draw every random number from `generator`: the same generator state must give the same samples, "
+                       "and another one other samples.")
+    u, v, a, b = (torch.randn(d, 1, generator=gen) for _ in range(4))
+    peaked, problem = _run_baseline(learner, u @ v.T, a @ b.T, 3000, 3)
+    if problem:
+        return False, problem
+    mean_square, spread = (peaked ** 2).mean().item(), peaked.std().item()
+    if not 0.85 / d < mean_square < 1.15 / d:
+        return False, (f"For any spectra the mean squared score of a randomly turned pair is 1/d = {1 / d:.4f}; yours is "
+                       f"{mean_square:.4f} (rank-1 writer and reader, 3000 samples).")
+    if spread < 0.1:
+        return False, (f"For a rank-1 writer and reader the score is |cos| between two directions, one of them random: it "
+                       f"spreads from 0 to 1 (standard deviation about 0.2); yours only {spread:.3f}. Turn the given W_A; "
+                       "do not draw fresh random matrices, whose spectra are not the pair's.")
+    return True, (f"A baseline that keeps the spectra: exactly 1/√d for a flat writer, mean square {mean_square:.4f} "
+                  f"(1/d = {1 / d:.4f}) and a wide spread ({spread:.2f}) for a rank-1 pair.")
+
+
+register(CustomExercise(
+    id="02.rotated_scores", title="A baseline that keeps each pair's spectra", reference=circuits.rotated_pair_scores,
+    judge=_judge_rotated_baseline,
+    hints=["A rotation Q keeps singular values: W_A Q has W_A's spectrum, with its output subspace turned. (A rotation "
+           "on the left, Q' W_A, changes no composition score: try to see why.)",
+           "A uniformly random rotation: Q, R = torch.linalg.qr(torch.randn(d, d, generator=generator)), then "
+           "Q * torch.sign(torch.diagonal(R)).",
+           "Loop n_samples times: composition_score(W_A @ Q, W_B); return torch.tensor of the list."]))
 
 
 # --- predict, then check -------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, call_answer_function, randn, register
 from ..checks.sandbox import call_with_timeout
 from . import circuit, head_scores, phases
 
@@ -191,12 +191,9 @@ def true_heads(model: Any, tokens: Tensor | None = None, n: int = 30, batch: int
 
 
 def _judge_heads(learner) -> tuple[bool, str]:
-    if not callable(learner):
-        return False, "Pass your function `find_heads` itself (it returns the model, the sequences and your answer)."
-    out = call_with_timeout(learner, timeout=60)
-    if out.error:
-        return False, out.error
-    value = out.value
+    value, problem = call_answer_function(learner, "find_heads")
+    if problem is not None:
+        return False, problem
     if not (isinstance(value, tuple) and len(value) in (2, 3) and hasattr(value[0], "cfg")):
         return False, "Return `model, repeated, heads`: the model you studied, the sequences you scored and a dict of head names."
     model, heads = value[0], value[-1]

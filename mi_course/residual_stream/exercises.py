@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..seed import stream
 from ..checks.compare import describe_mismatch
-from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, call_answer_function, randn, register
 from ..checks.prediction import Question, register_question
 from ..checks.sandbox import call_with_timeout
 from . import attribution, decompose, local, memory, weights
@@ -374,12 +374,9 @@ register(FunctionExercise(
 # --- 3.3 name the head ---------------------------------------------------------------------------
 
 def _judge_strongest_head(learner) -> tuple[bool, str]:
-    if not callable(learner):
-        return False, "Pass your function `strongest_head` itself (it returns the model, the prompts and your answer)."
-    out = call_with_timeout(learner, timeout=60)
-    if out.error:
-        return False, out.error
-    value = out.value
+    value, problem = call_answer_function(learner, "strongest_head")
+    if problem is not None:
+        return False, problem
     if not (isinstance(value, tuple) and len(value) == 3 and hasattr(value[0], "cfg") and hasattr(value[1], "answers")):
         return False, "Return `model, P, answer`: the model, the prompts you attributed and a head name like 'L2H0'."
     model, P, answer = value
