@@ -485,6 +485,35 @@ class ChapterCase:
     widget_selector: str        # the chapter's widget, which must render
     extra_selector: str = ""    # something else that must be drawn in the page
     interact: Callable[[Any], None] | None = None   # then use the widget as a learner would (gets the page)
+    prediction: tuple[str, str] | None = None       # (question id, answer): predict it, then rerun its reveal
+
+
+def answer_a_prediction(page, name: str, question: str, answer: str) -> None:
+    """Predict, then check, as a learner does after Run All: the question's cell says there is no prediction yet;
+    type the answer into it and run it (recorded); run the cell that reveals it again (graded)."""
+    from playwright.sync_api import expect
+
+    def run(index: int, tag: str, new_source: str | None = None):
+        cell = cell_locator(page, name, index, tag)
+        before = page.evaluate(_JS_CELL, [name, index])["count"]
+        if new_source is not None:
+            replace_cell_source(page, cell, new_source)
+        page.keyboard.press("Shift+Enter")
+        _poll(page, lambda: page.evaluate(_JS_CELL, [name, index])["count"] not in (None, before), CELL_TIMEOUT_S,
+              lambda: f"cell {index} ({tag}) did not run again after Shift+Enter")
+        cell.scroll_into_view_if_needed()
+        return cell.locator(".jp-OutputArea")
+
+    asked = page.evaluate(_JS_FIND_CELL, [name, f'predict("{question}"'])
+    revealed = page.evaluate(_JS_FIND_CELL, [name, f'reveal("{question}"'])
+    assert 0 <= asked < revealed, (asked, revealed)
+    expect(cell_locator(page, name, asked, "prediction").locator(".jp-OutputArea")).to_contain_text("No prediction yet")
+    source = page.evaluate(_JS_CELL, [name, asked])["source"]
+    variable = source.split(" = None", 1)[0].split()[-1]
+    output = run(asked, "prediction", source.replace(f"{variable} = None", f"{variable} = {answer!r}", 1))
+    expect(output).to_contain_text(f"prediction recorded: {answer!r}", timeout=CELL_TIMEOUT_S * 1000)
+    output = run(revealed, "reveal")
+    expect(output).to_contain_text(f"✓ you predicted {answer!r}", timeout=CELL_TIMEOUT_S * 1000)
 
 
 def pick_another_feature(page) -> None:
@@ -516,7 +545,8 @@ def patch_the_residual_stream(page) -> None:
 
 CHAPTER_CASES = [
     ChapterCase(CHAPTER_01, "def kurtosis(", CHAPTER_01_SOLUTION, "01.kurtosis",
-                ".widget-dropdown"),                        # residual_explorer's person picker
+                ".widget-dropdown",                         # residual_explorer's person picker
+                prediction=("01.kurtosis_under_rotation", "fall to about 3")),
     ChapterCase(CHAPTER_02, "def composition_score(", CHAPTER_02_SOLUTION, "02.composition_score",
                 ".widget-dropdown"),                        # the head explorer's pickers
     ChapterCase(CHAPTER_03, "def dimensions_per_feature(", CHAPTER_03_SOLUTION, "03.dimensions_per_feature",
@@ -549,8 +579,13 @@ def test_chapter_in_jupyterlab(case, lab, page, tmp_path):
               lambda: f"nothing matches {case.extra_selector!r} in the page")
     if case.interact is not None:
         case.interact(page)
-    passed = json.loads(lab.progress.read_text())["passed"]
-    assert case.exercise_id in passed, passed
+    if case.prediction is not None:
+        answer_a_prediction(page, case.notebook.name, *case.prediction)
+    progress = json.loads(lab.progress.read_text())
+    assert case.exercise_id in progress["passed"], progress["passed"]
+    if case.prediction is not None:
+        recorded = progress["predictions"][case.prediction[0]]
+        assert recorded["first"] == case.prediction[1] and recorded["right"] is True, recorded
 
 
 def _solution_answer_cell(puzzle_notebook: str) -> str:

@@ -12,7 +12,8 @@ from mi_course.residual_stream import attribution as at
 from mi_course.residual_stream import decompose as dc
 from mi_course.residual_stream import local, memory, prompts
 from mi_course.residual_stream import weights as rw
-from mi_course.residual_stream.widget import SORTS, explain, people_order, people_table, residual_explorer
+from mi_course.residual_stream.widget import (SORTS, explain, lens_top_table, people_order, people_table,
+                                              residual_explorer)
 from mi_course.zoo import models
 
 
@@ -245,6 +246,13 @@ def test_the_widget_function_adds_up(facts, facts_run):
     assert abs(float(info["dla"].sum()) + info["bias"] - info["logit_diff"]) < 1e-4
     free = explain(facts, facts.to_tokens("Anna Smith lives in")[0])
     assert free["rank"][-1] == 0                                # the model's own top prediction
+    # the lens's top tokens: after the last block the model's own top prediction leads, with the lens's probability
+    assert info["lens_top"][-1][0][0] == info["answer"]
+    assert len(info["lens_top"]) == len(info["layer_names"]) and all(len(top) == 3 for top in info["lens_top"])
+    assert all(a[1] >= b[1] for top in info["lens_top"] for a, b in zip(top, top[1:]))
+    assert abs(info["lens_top"][-1][0][1] - float(info["prob"][-1])) < 1e-5
+    html = lens_top_table(info)
+    assert html.count("<tr>") == len(info["layer_names"]) + 1 and f"<b>{info['answer']!r}" in html
     box = residual_explorer(facts, P)
     assert len(box.children) == 3
 

@@ -21,7 +21,8 @@ def explain(model: Any, tokens: Tensor, answer: int | None = None, candidates: T
 
     ``answer`` defaults to the model's top prediction; ``candidates`` (token ids it is compared
     with) to the model's ten top predictions. Returns the answer's rank and probability after
-    each layer, each component's DLA, and their labels.
+    each layer, the lens's three top tokens after each layer (``lens_top``: [(token, probability)] per
+    layer), each component's DLA, and their labels.
     """
     tokens = tokens.reshape(1, -1).to(model.W_E.device)
     cfg = model.cfg
@@ -40,7 +41,10 @@ def explain(model: Any, tokens: Tensor, answer: int | None = None, candidates: T
                                        logit_diff_direction(model.W_U, answers, candidates))[:, 0]
         bias = logit_diff(model.b_U[None], answers, candidates)
         total = logit_diff(last[None], answers, candidates)
-    return {"answer": model.to_string(answer), "rank": answer_rank(lens, answers)[:, 0].cpu(),
+        top = lens[:, 0].softmax(-1).topk(3)                                         # [layers + 1, 3]
+    lens_top = [[(model.to_string(int(t)), float(p)) for t, p in zip(ids, probs)]
+                for ids, probs in zip(top.indices.tolist(), top.values.tolist())]
+    return {"answer": model.to_string(answer), "rank": answer_rank(lens, answers)[:, 0].cpu(), "lens_top": lens_top,
             "prob": lens.softmax(-1)[:, 0, answer].cpu(), "dla": dla.cpu(), "bias": float(bias),
             "logit_diff": float(total), "labels": component_labels(cfg.n_layers, cfg.n_heads, not cfg.attn_only),
             "layer_names": ["embed"] + [f"block {l}" for l in range(cfg.n_layers)],
@@ -78,6 +82,20 @@ def people_order(table: dict[str, Any], sport_of: list[str], sort: str = "world 
         return keep
     diff = table["logit_diff"].tolist()
     return sorted(keep, key=lambda i: diff[i], reverse=sort == SORTS[2])
+
+
+def lens_top_table(info: dict[str, Any]) -> str:
+    """An HTML table of the lens's three top tokens after each layer, the answer in bold."""
+    from html import escape
+
+    def cell(token: str, p: float) -> str:
+        text = f"{escape(repr(token), quote=False)} {p:.2f}"
+        return f"<b>{text}</b>" if token == info["answer"] else text
+
+    rows = "".join(f"<tr><td>{escape(name)}</td>" + "".join(f"<td>{cell(t, p)}</td>" for t, p in top) + "</tr>"
+                   for name, top in zip(info["layer_names"], info["lens_top"]))
+    return ("<table style='font-size:12px'><tr><th>lens after</th><th>top 1</th><th>top 2</th><th>top 3</th></tr>"
+            + rows + "</table>")
 
 
 def draw_explanation(info: dict[str, Any]):
@@ -127,6 +145,7 @@ def residual_explorer(model: Any, prompts: Any):
         plt.close(fig)                     # shown inside the widget only
         out.outputs = ()
         out.append_display_data(fig)
+        out.append_display_data(w.HTML(lens_top_table(info)))
 
     def on_person(*_):
         i = people.value
