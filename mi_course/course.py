@@ -9,6 +9,7 @@ this list, so a new chapter is added here once. Chapter ``NN`` lives in
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from dataclasses import dataclass
 
@@ -56,3 +57,10 @@ def chapter(number: str) -> Chapter:
 def chapter_packages() -> list[str]:
     """Every chapter's package name, in chapter order (for the import-direction rules)."""
     return [ch.package for ch in CHAPTERS]
+
+
+def import_exercise_modules() -> None:
+    """Import every chapter's ``exercises`` module (they register their exercises and questions on import)."""
+    for ch in CHAPTERS:
+        if ch.exercises_module is not None:
+            importlib.import_module(ch.exercises_module)

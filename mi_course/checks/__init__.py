@@ -14,11 +14,10 @@ ids and :func:`run` returns a :class:`Result` without ever raising.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from .. import progress
-from ..course import CHAPTERS
+from ..course import import_exercise_modules
 from .exercise import Exercise, registry
 from .prediction import predict, questions, reveal
 from .result import Result
@@ -28,9 +27,7 @@ _hints_shown: dict[str, int] = {}
 
 def _load() -> dict[str, Exercise]:
     """Import every chapter's ``exercises`` module (found through the course map); they register on import."""
-    for ch in CHAPTERS:
-        if ch.exercises_module is not None:
-            importlib.import_module(ch.exercises_module)
+    import_exercise_modules()
     return registry()
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import progress
+from ..course import import_exercise_modules
 
 _QUESTIONS: dict[str, "Question"] = {}
 _session: dict[str, Any] = {}          # first predictions, also when the progress file cannot be written
@@ -107,14 +108,12 @@ def register_question(question: Question) -> Question:
 
 def questions(chapter: str | None = None) -> list[str]:
     """Question ids in chapter order; optionally one chapter's."""
-    from . import _load
-    _load()
+    import_exercise_modules()
     return [q for q in _QUESTIONS if chapter is None or q.split(".", 1)[0] == chapter]
 
 
 def get_question(question_id: str) -> Question:
-    from . import _load
-    _load()
+    import_exercise_modules()
     if question_id not in _QUESTIONS:
         raise KeyError(f"Unknown question {question_id!r}. Known questions: {', '.join(_QUESTIONS)}")
     return _QUESTIONS[question_id]
