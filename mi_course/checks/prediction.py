@@ -41,6 +41,7 @@ class Question:
     kind: str = "choice"
     choices: list[str] = field(default_factory=list)       # choice: the answers allowed
     pattern: str = ""                                      # name: a regex the normalised answer must match
+    example: str = ""                                      # name: a valid answer, shown in messages
     rel_tol: float = 0.0                                   # number: right within max(abs_tol, rel_tol * |truth|)
     abs_tol: float = 0.0
     messages: dict[str, str] = field(default_factory=dict)  # wrong answer (normalised) -> what it misses
@@ -57,10 +58,7 @@ class Question:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         if self.kind == "number":
             return "a number"
-        return f"a name like {self.pattern_example()!r}"
-
-    def pattern_example(self) -> str:
-        return {r"L\d+H\d+": "L0H1", r"L\d+H\d+→L\d+H\d+": "L0H1→L1H0"}.get(self.pattern, self.pattern)
+        return f"a name like {self.example or self.pattern!r}"
 
     def parse(self, answer: Any) -> tuple[Any, str | None]:
         """(normalised answer, None) for a valid answer, else (None, what is wrong with it)."""

@@ -620,7 +620,7 @@ register_question(Question(
 register_question(Question(
     id="02.best_route_for_copying", title="The route the copy takes",
     prompt="Through which layer-0 head do the induction heads copy best (a head like 'L0H1')?",
-    kind="name", pattern=r"L0H\d+",
+    kind="name", pattern=r"L0H\d+", example="L0H1",
     advise=lambda answer, truth, context: (
         "What the previous-token head writes at a position is the word *before* it, so the composed map "
         "copies the wrong word." if answer == _head(context, "prev_head") else None),
@@ -664,7 +664,7 @@ register_question(Question(
 register_question(Question(
     id="02.strongest_virtual_head", title="The path that carries the copy",
     prompt="Which virtual head (a path like 'L0H1→L1H0') raises the correct word's logit most in the second copy?",
-    kind="name", pattern=r"L\d+H\d+→L\d+H\d+",
+    kind="name", pattern=r"L\d+H\d+→L\d+H\d+", example="L0H1→L1H0",
     advise=lambda answer, truth, context: (
         "The previous-token head has the strongest K-composition: it decides *where* the induction heads look. "
         "A virtual head is an OV path: it moves what is written, and what the previous-token head writes is the "
