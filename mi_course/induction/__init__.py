@@ -9,7 +9,8 @@
 - :mod:`.phases`: the in-context learning score, and the scores at each training checkpoint;
 - :mod:`.natural`: induction in the world's stories (repeated first names), with the world's labels;
 - :mod:`.plots`: the chapter's figures; :mod:`.widget`: the checkpoint explorer;
-- :mod:`.exercises`: the chapter's graded exercises.
+- :mod:`.handbuilt`: a two-layer attention-only model whose heads the learner writes by hand;
+- :mod:`.exercises`: the chapter's graded exercises (:mod:`.handbuilt_exercises`: those of the hand-built circuit).
 
 The zoo's model cards use :mod:`.head_scores`, so this package takes models, tokens and labels as
 arguments and never imports :mod:`mi_course.zoo` (that would be an import cycle).

@@ -277,3 +277,7 @@ register(FunctionExercise(
     ],
     hints=["Reuse your score functions on each checkpoint's patterns.",
            "prev_token_scores(p)[0].max() and induction_scores(p, n)[-1].max(); stack them into [checkpoints, 2]."]))
+
+
+# The hand-built induction circuit (section "Build one by hand") registers its exercises in its own module.
+from . import handbuilt_exercises  # noqa: E402,F401
