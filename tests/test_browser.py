@@ -65,10 +65,11 @@ def composition_score(W_A, W_B):
 composition_score = check(composition_score)'''
 CHAPTER_04 = REPO / "chapters" / "04_induction.ipynb"
 CHAPTER_04_SOLUTION = '''\
-def current_token_scores(patterns):
-    return patterns.diagonal(dim1=-2, dim2=-1).mean(dim=(1, 3))
+def template_score(patterns, template):
+    rows = template.sum(-1) > 0
+    return (patterns * template.float()).sum(-1)[..., rows].mean(dim=(1, 3))
 
-current_token_scores = check(current_token_scores)'''
+template_score = check(template_score)'''
 CHAPTER_05 = REPO / "chapters" / "05_sparse_autoencoders.ipynb"
 CHAPTER_05_SOLUTION = '''\
 def mmcs(W_dec, true_features):
@@ -551,7 +552,7 @@ CHAPTER_CASES = [
                 ".widget-dropdown"),                        # the head explorer's pickers
     ChapterCase(CHAPTER_03, "def dimensions_per_feature(", CHAPTER_03_SOLUTION, "03.dimensions_per_feature",
                 ".widget-slider"),                          # superposition_explorer's sliders (tqdm bars are widgets too)
-    ChapterCase(CHAPTER_04, "def current_token_scores(", CHAPTER_04_SOLUTION, "04.current_token_scores",
+    ChapterCase(CHAPTER_04, "def template_score(", CHAPTER_04_SOLUTION, "04.template_score",
                 ".widget-slider",                           # the checkpoint explorer
                 # circuitsvis drew its attention patterns (offline: the bundle comes with the first view)
                 'div[id^="mi-cv-"] canvas, div[id^="mi-cv-"] svg, div[id^="mi-cv-"] div'),
@@ -622,3 +623,66 @@ def test_puzzle_in_jupyterlab(lab, page, tmp_path):
     finally:
         save_screenshot(page, "puzzleP1", tmp_path)
     assert "P1" in json.loads(lab.progress.read_text())["passed"]
+
+
+# --------------------------------------------------------------------------
+# Chapter 04's hand-built induction circuit
+# --------------------------------------------------------------------------
+
+CHAPTER_04_SOLUTIONS = REPO / "solutions" / "04_induction.ipynb"
+HANDBUILT_EXERCISES = (("def previous_token_head(", "04.handbuilt_previous_token"),
+                       ("def induction_head(", "04.handbuilt_induction"))
+
+
+def _solution_cell(notebook: Path, marker: str) -> str:
+    """The solution notebook's code cell containing ``marker``, solution markers removed: what a learner types."""
+    nb = nbformat.read(notebook, as_version=4)
+    source = next(c.source for c in nb.cells if c.cell_type == "code" and marker in c.source)
+    return "\n".join(line for line in source.splitlines()
+                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+
+
+@pytest.mark.slow
+def test_handbuilt_circuit_in_jupyterlab(lab, page, tmp_path):
+    """A learner writes both heads of chapter 04's hand-built induction circuit in JupyterLab: after Run All each
+    exercise cell says "not yet"; typed in, each passes; the prediction about the first copy is recorded and, when
+    the cell that runs the learner's circuit is run again (it draws both attention patterns), graded."""
+    from playwright.sync_api import expect
+
+    if not CHAPTER_04.exists():
+        pytest.skip(f"{CHAPTER_04.name} not generated yet")
+    name = CHAPTER_04.name
+    shutil.copy(CHAPTER_04, lab.root / name)
+    try:
+        open_notebook(page, lab, name)
+        run_all_cells(page, name)
+        for k, (marker, exercise_id) in enumerate(HANDBUILT_EXERCISES):
+            index = page.evaluate(_JS_FIND_CELL, [name, marker])
+            assert index >= 0, f"no cell in {name} contains {marker!r}"
+            cell = cell_locator(page, name, index, f"handbuilt-{k}")
+            output = cell.locator(".jp-OutputArea")
+            expect(output).to_contain_text("❌ not yet")
+            expect(output).to_contain_text("not implemented yet")
+            count_before = page.evaluate(_JS_CELL, [name, index])["count"]
+            solution = _solution_cell(CHAPTER_04_SOLUTIONS, marker)
+            replace_cell_source(page, cell, solution)
+            assert page.evaluate(_JS_CELL, [name, index])["source"] == solution
+            page.keyboard.press("Shift+Enter")
+            _poll(page, lambda: page.evaluate(_JS_CELL, [name, index])["count"] not in (None, count_before),
+                  CELL_TIMEOUT_S, lambda: f"exercise cell {index} did not run again after Shift+Enter")
+            cell.scroll_into_view_if_needed()
+            expect(output).to_contain_text("✅ passed", timeout=CELL_TIMEOUT_S * 1000)
+            expect(output).to_contain_text(exercise_id)
+            expect(output).not_to_contain_text("❌ not yet")
+        # predict, then rerun the cell that runs the learner's circuit, draws it and reveals the answer
+        answer_a_prediction(page, name, "04.handbuilt_first_copy", 0.0)
+        drawn = page.evaluate(_JS_CELL, [name, page.evaluate(_JS_FIND_CELL, [name, 'reveal("04.handbuilt_first_copy"'])])
+        assert any("image/png" in o.get("data", {}) for o in drawn["outputs"]), "the attention patterns were not drawn"
+        text = "".join("".join(o.get("text", "")) for o in drawn["outputs"] if o.get("output_type") == "stream")
+        assert "second copy 100%" in text and "✓ the hand-built circuit predicts more than 90%" in text, text
+    finally:
+        save_screenshot(page, "chapter04_handbuilt", tmp_path)
+    progress = json.loads(lab.progress.read_text())
+    assert {exercise_id for _, exercise_id in HANDBUILT_EXERCISES} <= set(progress["passed"]), progress["passed"]
+    recorded = progress["predictions"]["04.handbuilt_first_copy"]
+    assert recorded["first"] == 0.0 and recorded["right"] is True, recorded

@@ -49,11 +49,15 @@ def test_the_circuit_heads_and_what_ablating_them_does(model, repeated, patterns
     assert second < 0.25 * first
     ablated = hs.copy_losses(hs.per_token_loss(model, repeated, hs.head_ablation_hooks([(1, 0), (1, 1)])), N)[1]
     assert ablated > second + 5
-    # mean-ablation through the exercise's reference gives the same kind of effect, and leaves z alone
-    z = torch.randn(2, 3, 4, 5)
-    before = z.clone()
-    out = exercises.ablate_head(z, 1, torch.ones(5))
-    assert torch.equal(z, before) and torch.equal(out[:, :, 1], torch.ones(2, 3, 5)) and torch.equal(out[:, :, 0], z[:, :, 0])
+    # the exercise's hooks ablate exactly what the library's do, on the real model
+    mine = hs.copy_losses(hs.per_token_loss(model, repeated, exercises.ablation_hooks([(1, 0), (1, 1)])), N)[1]
+    assert mine == pytest.approx(ablated, abs=1e-4)
+    _, cache = model.run_with_cache(repeated[:4], names_filter=lambda name: name == "blocks.1.attn.hook_z")
+    z = cache["blocks.1.attn.hook_z"]
+    mean = z[:, :, 1].mean(dim=(0, 1))
+    ours = hs.per_token_loss(model, repeated[:4], exercises.ablation_hooks([(1, 1)], {(1, 1): mean}))
+    theirs = hs.per_token_loss(model, repeated[:4], hs.head_ablation_hooks([(1, 1)], mean_over=z))
+    torch.testing.assert_close(ours, theirs)
 
 
 def test_scores_agree_with_transformer_lens_head_detector(model):
@@ -95,9 +99,8 @@ def test_checkpoints_show_the_phase_change_and_one_layer_has_no_induction_head(r
     assert first.max() < 0.1 < 0.4 < last[-1].max()
     one = models.load("attn-only-1l")
     assert hs.induction_scores(hs.attention_patterns(one, repeated), N).max() < 0.2
-    summary = exercises.checkpoint_summary([hs.attention_patterns(models.load("attn-only-2l", checkpoint=s), repeated[:4])
-                                            for s in (steps[0], steps[-1])], N)
-    assert summary[0, 1] < 0.1 < 0.4 < summary[1, 1]
+    crossed = exercises.crossing_step([steps[0], steps[-1]], [first[-1].max(), last[-1].max()])
+    assert steps[0] < crossed < steps[-1]
 
 
 def test_in_context_learning_score_is_negative(model):
@@ -253,3 +256,68 @@ def test_checkpoint_figure_draws_the_induction_stripe_and_the_phase_change_plots
     curve = [dict(step=s, induction_score=0.5, prev_token_score=0.5, held_out_loss=3.0, loss_second_copy=1.0) for s in range(0, 8001, 100)]
     fig = plot_phase_change(steps, at, curve)
     assert len(fig.axes) == 6 and fig.axes[1].get_xlim() == (3000, 4000)
+
+
+def test_find_heads_at_a_checkpoint_partway_through_training(repeated):
+    """Exercise 4.7's target: at step 3,250 the previous-token head has formed and the induction heads have not."""
+    from mi_course import checks
+
+    target = models.load("attn-only-2l", checkpoint=3250)
+    tokens = hs.repeated_random_tokens(torch.as_tensor(W.used_token_ids()), N, 8, bos_id=W.BOS_ID, seed=7)
+    assert exercises.true_heads(target, tokens) == {"previous_token": {"L0H2"}, "induction": set()}
+    copied = checks.run("04.find_heads", lambda: (target, tokens, {"previous_token": {"L0H2"}, "induction": {"L1H0", "L1H1"}}))
+    assert not copied.passed and "L1H0, L1H1" in copied.message and "another model" in copied.message
+    assert checks.run("04.find_heads", lambda: (target, tokens, {"previous_token": ["L0H2"], "induction": None})).passed
+    for bad in (lambda: (target, tokens, {"previous_token": {"head two"}, "induction": set()}),
+                lambda: (target, tokens, {"previous_token": {(0, "x")}, "induction": set()}),
+                lambda: (target, tokens, [1, 2]), lambda: 1 / 0, 42):
+        assert not checks.run("04.find_heads", bad).passed
+
+
+def test_the_hook_exercises_tiny_model_has_the_real_models_hook_points(model, repeated):
+    """The hooks the learner writes for 04.ablation_hooks and 04.path_ablation_hooks are checked on TinyAttnOnly;
+    the same hooks must run on the notebook's model, with the same names and shapes."""
+    from mi_course.seed import stream
+
+    tiny = exercises.TinyAttnOnly(stream(0, "tiny model"))
+    tokens = torch.randint(0, tiny.cfg.d_vocab, (2, 9), generator=stream(0, "tiny tokens"))
+    shapes, real = {}, {}
+
+    def recorder(name, into):
+        def record(x, hook):
+            into[name] = tuple(x.shape)
+        return record
+    torch.testing.assert_close(tiny.run_with_hooks(tokens, [(n, recorder(n, shapes)) for n in sorted(tiny.hook_names)]),
+                               tiny(tokens))
+    model.run_with_hooks(repeated[:2, :9], fwd_hooks=[(n, recorder(n, real)) for n in sorted(tiny.hook_names)])
+    assert set(real) == set(shapes) == tiny.hook_names
+    for name in ("blocks.0.attn.hook_z", "blocks.1.attn.hook_q", "blocks.1.ln1.hook_scale", "blocks.1.attn.hook_pattern"):
+        assert len(real[name]) == len(shapes[name]) and real[name][0] == shapes[name][0], name
+    assert tiny.W_Q.shape[:2] == (2, 3) and tiny.W_O.shape == (2, 3, 4, 12)
+    # the path ablation the learner writes reproduces the library's on the real model
+    from mi_course.induction import paths
+
+    side_loss = lambda hooks: hs.per_token_loss(model, repeated[:4], hooks)
+    torch.testing.assert_close(side_loss(paths.path_ablation_hooks(model, (0, 2), [0, 1], "k")),
+                               side_loss(exercises.paths.path_ablation_hooks(model, (0, 2), [0, 1], "k")))
+
+
+def test_the_questions_answers_follow_the_numbers():
+    assert exercises.second_copy_share(6.4, 1.0) == "under a quarter of it"
+    assert exercises.second_copy_share(6.2, 6.2) == "about the same as the first"
+    assert exercises.bos_by_copy(0.89, 0.04) == "mostly from the first copy"
+    assert exercises.bos_by_copy(0.3, 0.3) == "from both copies alike"
+    assert exercises.worse_ablation(1.23, 3.36) == "mean-ablation" and exercises.worse_ablation(1.0, 1.1) == "about the same"
+    assert exercises.second_copy_mean(1.39, 1.23, 3.36) == "about what zero-ablation costs"
+    assert exercises.second_copy_mean(5.0, 1.0, 3.0) == "more than the whole-sequence mean"
+    assert exercises.key_share(5.63, 5.66).startswith("about all") and exercises.key_share(1.0, 5.0).startswith("a small")
+    assert exercises.ablated_mentions(4.54, 3.74) == "more than a first mention"
+    from mi_course.checks import questions
+    from mi_course.checks.prediction import get_question
+
+    for qid in questions("04"):
+        if qid.startswith("04.handbuilt"):
+            continue
+        q = get_question(qid)
+        for answer in q.messages:
+            assert q.parse(answer)[1] is None, (qid, answer)
