@@ -750,3 +750,102 @@ def test_held_out_matches_score_the_picked_feature_on_other_tokens():
     picked_in_sample = L.clean_matches(f[:, 8:][~held_out], {"x": label[~held_out]}, population[~held_out])["x"]
     assert picked_in_sample[1] > 0.65                             # the best of 292 noise features looks good ...
     assert noise[1] < 0.62 and noise[1] < picked_in_sample[1] - 0.1   # ... and is not, on tokens it was not picked on
+
+
+# --- exercises 5.5, 5.7, 5.12, 5.13 (issue 24) -------------------------------------------------------
+
+def test_resampled_weights_leave_their_inputs_alone_and_train_as_before(data):
+    from mi_course.sae import dead as Dd
+    gen = torch.Generator().manual_seed(0)
+    sae = S.SAE(6, 10, seed=0)
+    x = torch.randn(50, 6, generator=gen)
+    dead_mask = torch.zeros(10, dtype=torch.bool)
+    dead_mask[[1, 4]] = True
+    weights = [t.detach().clone() for t in (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)]
+    with torch.no_grad():
+        x_hat = sae(x)[1]
+    W_enc, b_enc, W_dec = Dd.resampled_weights(*weights, x, x_hat, dead_mask, gen)
+    assert torch.equal(weights[2], sae.W_dec.detach()) and not torch.equal(W_dec, weights[2])
+    assert torch.equal(W_dec[~dead_mask], weights[2][~dead_mask]) and (b_enc[dead_mask] == 0).all()
+    config = dataclasses.replace(S.TOY_CONFIG, steps=600, resample_every=200, progress=False)
+    default, passed = S.half_dead_sae(D, N_TRUE), S.half_dead_sae(D, N_TRUE)
+    h_default = S.train_sae(default, data.sample, config)
+    h_passed = S.train_sae(passed, data.sample, config, resample=Dd.resampled_weights)   # the notebook's route
+    assert torch.equal(h_default["resampled"], h_passed["resampled"]) and h_default["resampled"].sum() > 0
+    assert torch.equal(default.W_dec, passed.W_dec)
+
+
+def test_resample_check_names_each_mistake():
+    from mi_course import checks
+
+    def variant(**kw):
+        def resample_dead(W_enc, b_enc, W_dec, b_dec, x, x_hat, dead_mask, generator):
+            if kw.get("in_place"):
+                W_dec.mul_(1.0)
+                W_dec[0, 0] += 1
+            W_enc, b_enc, W_dec = W_enc.clone(), b_enc.clone(), W_dec.clone()
+            idx = dead_mask.nonzero().squeeze(-1)
+            error = ((x - x_hat) ** 2).sum(-1)
+            error = error.sqrt() if kw.get("norm") else torch.ones_like(error) if kw.get("uniform") else error
+            picks = torch.multinomial(error, len(idx), replacement=True, generator=generator)
+            d = x[picks] - (0 if kw.get("raw") else b_dec)
+            d = d if kw.get("no_unit") else S.unit_rows(d)
+            W_dec[idx] = d
+            live = W_enc[:, ~dead_mask] if not kw.get("all_cols") else W_enc
+            W_enc[:, idx] = d.T * live.norm(dim=0).mean() * (1.0 if kw.get("big") else 0.2)
+            if not kw.get("keep_bias"):
+                b_enc[idx] = 0
+            if kw.get("touch_live"):
+                W_dec[~dead_mask] *= 2
+            return W_enc, b_enc, W_dec
+        return resample_dead
+
+    assert checks.run("05.resample_dead", variant()).passed
+    for kw, phrase in [({"norm": 1}, "error's *norm*"), ({"uniform": 1}, "reconstructs perfectly"),
+                       ({"raw": 1}, "x - b_dec"), ({"no_unit": 1}, "norm 1"), ({"big": 1}, "0.2 times"),
+                       ({"keep_bias": 1}, "biases to 0"), ({"touch_live": 1}, "Only the dead features"),
+                       ({"in_place": 1}, "in place")]:
+        result = checks.run("05.resample_dead", variant(**kw))
+        assert not result.passed and phrase in result.message, (kw, result.message)
+    for bad in (None, lambda *a: None, lambda *a: (1, 2, 3), lambda *a: 1 / 0):
+        assert not checks.run("05.resample_dead", bad).passed
+
+
+@pytest.fixture(scope="module")
+def tennis_setup():
+    from mi_course.residual_stream.prompts import HELD_OUT_FIRST_DOC, world_of
+    from mi_course.sae import recipes
+    model = models.load("gelu-3l-facts", device="cpu")
+    sae, cfg = recipes.load("sae-facts-l0")
+    tokens, _ = L.labelled_rows(world_of("gelu-3l-facts"), 128, 64, HELD_OUT_FIRST_DOC)
+    return model, sae, cfg["hook_name"], tokens
+
+
+def test_the_tennis_check_scores_on_the_held_out_rows(tennis_setup):
+    from mi_course import checks
+    from mi_course.sae.exercises import tennis_scores
+    model, sae, hook, tokens = tennis_setup
+    first = torch.arange(len(tokens)) < len(tokens) // 2
+    scores, n = tennis_scores(model, sae, hook, tokens, ~first)
+    best = int(scores.argmax())
+    assert n >= 5 and scores[best] > 0.95
+    answer = lambda feature, picked=first, toks=tokens: (lambda: (model, sae, hook, toks, feature, picked))
+    assert checks.run("05.tennis_feature", answer(best)).passed
+    sport_word = int(scores.argsort(descending=True)[5])          # a near miss: well below the best held out
+    result = checks.run("05.tennis_feature", answer(sport_word))
+    assert not result.passed and "held out" in result.message
+    result = checks.run("05.tennis_feature", answer(best, torch.ones(len(tokens), dtype=torch.bool)))
+    assert not result.passed and "no token is left" in result.message
+    result = checks.run("05.tennis_feature", answer(best, toks=tokens.flip(0)))
+    assert not result.passed and "labels.labelled_rows" in result.message
+    for bad in (None, lambda: None, lambda: (model, sae), answer("tennis"), answer(10**6), lambda: 1 / 0):
+        result = checks.run("05.tennis_feature", bad)
+        assert not result.passed and result.message
+
+
+def test_the_tennis_check_needs_a_zoo_model(tennis_setup, gpt2_acts):
+    from mi_course import checks
+    _, sae, hook, tokens = tennis_setup
+    model = gpt2_acts[0]
+    result = checks.run("05.tennis_feature", lambda: (model, sae, hook, tokens, 0, torch.arange(len(tokens)) < 64))
+    assert not result.passed and "world's hidden labels" in result.message

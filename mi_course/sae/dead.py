@@ -43,17 +43,46 @@ def ghost_grads_loss(x: Tensor, x_hat: Tensor, pre_acts: Tensor, W_dec: Tensor, 
     return dead_fraction * ((ghost - residual) ** 2).sum(-1).mean()
 
 
+def resampled_weights(W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec: Tensor, x: Tensor, x_hat: Tensor,
+                      dead: Tensor, generator: torch.Generator | None = None, encoder_scale: float = 0.2
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    """Anthropic's resampling of dead features, as new weights (the inputs are not changed).
+
+    1. Every input in ``x`` (a large sample) is weighted by the SAE's squared reconstruction error on it,
+       ``||x - x_hat||²`` (Anthropic weights by the square of the model's loss; this needs no extra pass).
+    2. For each dead feature an input is drawn with probability proportional to that weight.
+    3. The feature's decoder row becomes that input's direction (``x - b_dec``, unit norm); its encoder
+       column the same direction, scaled to ``encoder_scale`` times the mean norm of the live features'
+       encoder columns; its encoder bias 0. Live features keep their weights.
+
+    W_enc: [d_in, d_sae]; b_enc: [d_sae]; W_dec: [d_sae, d_in]; b_dec: [d_in]; x, x_hat: [n, d_in]; dead: [d_sae]
+    bool -> (W_enc, b_enc, W_dec)
+    """
+    W_enc, b_enc, W_dec = W_enc.clone(), b_enc.clone(), W_dec.clone()
+    idx = dead.nonzero().squeeze(-1)
+    if idx.numel() == 0:
+        return W_enc, b_enc, W_dec
+    weights = ((x - x_hat) ** 2).sum(-1)
+    if weights.sum() <= 0:
+        weights = torch.ones_like(weights)
+    picks = torch.multinomial(weights.cpu(), idx.numel(), replacement=True, generator=generator).to(x.device)
+    directions = x[picks] - b_dec
+    directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    alive = ~dead
+    enc_norm = W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
+    W_dec[idx] = directions
+    W_enc[:, idx] = directions.T * enc_norm * encoder_scale
+    b_enc[idx] = 0.0
+    return W_enc, b_enc, W_dec
+
+
 @torch.no_grad()
 def resample_dead(sae: SAE, x: Tensor, dead: Tensor, generator: torch.Generator | None = None,
-                  optimizer: torch.optim.Optimizer | None = None, encoder_scale: float = 0.2) -> int:
-    """Anthropic's resampling of dead features, in place. Returns how many were resampled.
-
-    1. The squared reconstruction loss of every input in ``x`` (a large sample) is computed.
-    2. For each dead feature an input is drawn with probability proportional to that loss.
-    3. The feature's decoder row becomes that input's direction (``x - b_dec``, unit norm); its
-       encoder column the same direction, scaled to ``encoder_scale`` times the mean norm of
-       the live features' encoder columns; its encoder bias 0.
-    4. The optimiser's running averages (Adam's moments) for those entries are reset to 0.
+                  optimizer: torch.optim.Optimizer | None = None, encoder_scale: float = 0.2,
+                  resample=None) -> int:
+    """Resample the dead features of ``sae`` in place (:func:`resampled_weights`, or ``resample``, a function
+    with its signature, e.g. a learner's) and reset the optimiser's running averages (Adam's moments) for
+    those entries to 0. Returns how many were resampled.
 
     x: [n, d_in]; dead: [d_sae] bool
     """
@@ -61,17 +90,13 @@ def resample_dead(sae: SAE, x: Tensor, dead: Tensor, generator: torch.Generator 
     if idx.numel() == 0:
         return 0
     f, x_hat = sae(x)
-    weights = ((x - x_hat) ** 2).sum(-1)
-    if weights.sum() <= 0:
-        weights = torch.ones_like(weights)
-    picks = torch.multinomial(weights.cpu(), idx.numel(), replacement=True, generator=generator).to(x.device)
-    directions = x[picks] - sae.b_dec
-    directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    alive = ~dead
-    enc_norm = sae.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
-    sae.W_dec[idx] = directions
-    sae.W_enc[:, idx] = directions.T * enc_norm * encoder_scale
-    sae.b_enc[idx] = 0.0
+    if resample is None:
+        new = resampled_weights(sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec, x, x_hat, dead, generator, encoder_scale)
+    else:
+        new = resample(sae.W_enc.detach().clone(), sae.b_enc.detach().clone(), sae.W_dec.detach().clone(),
+                       sae.b_dec.detach().clone(), x, x_hat, dead, generator)
+    for param, value in zip((sae.W_enc, sae.b_enc, sae.W_dec), new):
+        param.copy_(value)
     if optimizer is not None:
         for param, index in ((sae.W_dec, (idx,)), (sae.W_enc, (slice(None), idx)), (sae.b_enc, (idx,))):
             state = optimizer.state.get(param, {})

@@ -9,6 +9,7 @@ leave the value unchanged.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,10 +17,12 @@ import torch
 from torch import Tensor
 
 from ..checks.compare import describe_mismatch
-from ..checks.exercise import (Case, CustomExercise, FunctionExercise, Mistake, arg_names, changed_in_place,
-                              clone_args, randn, register)
+from ..checks.exercise import (Case, CustomExercise, FunctionExercise, Mistake, arg_names, call_answer_function,
+                              changed_in_place, clone_args, randn, register)
+from ..checks.prediction import Question, register_question
 from ..checks.sandbox import call_with_timeout
-from . import autointerp, dashboard, dead, evaluate, ito, model, steering, toy
+from ..seed import stream
+from . import autointerp, dashboard, dead, evaluate, ito, labels, model, steering, toy
 
 
 
@@ -195,7 +198,72 @@ register(FunctionExercise(
            "Average those maxima: cos.max(dim=1).values.mean()."]))
 
 
-# --- 5.5 the ghost-grads loss: value and gradients --------------------------------------------
+# --- 5.5 shrinkage: the best single factor for the reconstructions -------------------------------------
+
+def best_scale(x: Tensor, x_hat: Tensor, b_dec: Tensor) -> Tensor:
+    """The single factor ``s`` that brings ``b_dec + s (x_hat - b_dec)`` closest to ``x`` in summed squared
+    error (least squares along one direction): ``<x - b_dec, x_hat - b_dec> / ||x_hat - b_dec||²``.
+
+    x, x_hat: [batch, d]; b_dec: [d] -> a float32 scalar
+    """
+    written, target = x_hat - b_dec, x - b_dec
+    return ((target * written).sum() / (written * written).sum().clamp_min(1e-12)).float()
+
+
+def _scale_cases(gen: torch.Generator) -> list[Case]:
+    cases = []
+    for batch, d, shrink in [(64, 6, 0.8), (32, 10, 0.6), (16, 4, 1.0)]:
+        b_dec = randn(gen, d, scale=2.0)
+        x = b_dec + torch.relu(randn(gen, batch, d))
+        x_hat = b_dec + shrink * (x - b_dec) + randn(gen, batch, d, scale=0.05)
+        cases.append(Case((x, x_hat, b_dec), label=f"reconstructions {shrink:g} times too small around a large "
+                                                   f"b_dec (batch {batch}, d {d})"))
+    x = randn(gen, 20, 5)
+    cases.append(Case((x, 1.5 * x + randn(gen, 20, 5, scale=0.1), torch.zeros(5)),
+                      label="reconstructions too *large* and b_dec = 0 (the factor is below 1)"))
+    return cases
+
+
+def _scale_no_bias(x, x_hat, b_dec):
+    return ((x * x_hat).sum() / (x_hat * x_hat).sum()).float()
+
+
+def _scale_ratio_of_norms(x, x_hat, b_dec):
+    return ((x - b_dec).norm() / (x_hat - b_dec).norm()).float()
+
+
+def _scale_upside_down(x, x_hat, b_dec):
+    w, t = x_hat - b_dec, x - b_dec
+    return ((w * w).sum() / (t * w).sum()).float()
+
+
+def _scale_per_token(x, x_hat, b_dec):
+    w, t = x_hat - b_dec, x - b_dec
+    return ((t * w).sum(-1) / (w * w).sum(-1).clamp_min(1e-12)).mean().float()
+
+
+register(FunctionExercise(
+    id="05.best_scale", title="Measure the shrinkage", reference=best_scale, cases=_scale_cases,
+    mistakes=[
+        Mistake(_scale_no_bias, "You scaled the whole reconstruction, b_dec included. b_dec is not an activation "
+                                "and is not shrunk: scale only what the features write, x_hat - b_dec, and "
+                                "compare it with x - b_dec."),
+        Mistake(_scale_ratio_of_norms, "A ratio of norms ignores direction: the best factor is the least-squares "
+                                       "one, the projection of (x - b_dec) on (x_hat - b_dec), summed over the "
+                                       "batch."),
+        Mistake(_scale_upside_down, "Upside down: the factor multiplies the reconstruction, so it is "
+                                    "<x - b_dec, x_hat - b_dec> / ||x_hat - b_dec||², not its inverse."),
+        Mistake(_scale_per_token, "One factor for the whole batch: sum both inner products over all tokens "
+                                  "before dividing, not a mean of per-token factors (which over-weights the "
+                                  "tokens the SAE barely reconstructs)."),
+    ],
+    hints=["Write the error as a function of s: Σ ||(x - b_dec) - s (x_hat - b_dec)||². It is a parabola in s.",
+           "Set its derivative to 0: s = Σ <x - b_dec, x_hat - b_dec> / Σ ||x_hat - b_dec||², sums over every "
+           "token and dimension.",
+           "written = x_hat - b_dec; return ((x - b_dec) * written).sum() / (written * written).sum()."]))
+
+
+# --- 5.6 the ghost-grads loss: value and gradients --------------------------------------------
 
 _GRAD_ARGS = ("x_hat", "pre_acts", "W_dec")
 
@@ -331,7 +399,125 @@ register(ValueAndGradExercise(
            "(e.g. (pre_acts * 0).sum())."]))
 
 
-# --- 5.6 folding the pre-encoder bias --------------------------------------------------------
+# --- 5.7 resampling dead features --------------------------------------------------------------------
+
+_ENC_SCALE = 0.2
+
+
+def _resample_inputs(gen: torch.Generator, d: int, d_sae: int, n_dead: int, n: int) -> tuple:
+    W_enc, b_enc, W_dec, b_dec = _sae_weights(gen, d, d_sae)
+    dead_mask = torch.zeros(d_sae, dtype=torch.bool)
+    dead_mask[torch.randperm(d_sae, generator=gen)[:n_dead]] = True
+    x = randn(gen, n, d) + b_dec
+    return W_enc, b_enc, W_dec, b_dec, x, dead_mask
+
+
+def _unit(v: Tensor) -> Tensor:
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _which_inputs(rows: Tensor, candidates: dict[str, Tensor]) -> tuple[str | None, Tensor | None]:
+    """Which family of candidate directions (each [n, d]) the rows [k, d] come from, and the index of each."""
+    for name, dirs in candidates.items():
+        cos = _unit(rows) @ _unit(dirs).T                     # [k, n]
+        best = cos.max(-1)
+        if bool((best.values > 1 - 1e-4).all()):
+            return name, best.indices
+    return None, None
+
+
+def _judge_resample(learner: Any) -> tuple[bool, str]:
+    if not callable(learner):
+        return False, "Pass your function `resample_dead` itself."
+    gen = stream(zlib.crc32(b"05.resample_dead"), "check.cases")
+    # 1. the recipe, on a small SAE: what changes and what does not
+    W_enc, b_enc, W_dec, b_dec, x, dead_mask = _resample_inputs(gen, 6, 12, 5, 48)
+    x_hat = b_dec + 0.7 * (x - b_dec) + randn(gen, 48, 6, scale=0.2)
+    args = (W_enc, b_enc, W_dec, b_dec, x, x_hat, dead_mask)
+    copies = clone_args(args)
+    out = call_with_timeout(learner, (*copies, stream(0, "check.resample")), {}, 10.0)
+    if out.error:
+        return False, f"On a small SAE (12 features in 6 dimensions, 5 dead): {out.error}"
+    for name, before, after in zip(("W_enc", "b_enc", "W_dec", "b_dec", "x", "x_hat", "dead"), args, copies):
+        if changed_in_place(before, after):
+            return False, f"Your function changed its input `{name}` in place; return new tensors (clone first)."
+    value = out.value
+    if not (isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, Tensor) for v in value)):
+        return False, "Return three tensors: the new `(W_enc, b_enc, W_dec)`."
+    new_enc, new_benc, new_dec = value
+    for name, got, want in (("W_enc", new_enc, W_enc), ("b_enc", new_benc, b_enc), ("W_dec", new_dec, W_dec)):
+        if got.shape != want.shape:
+            return False, f"The new {name} has shape {tuple(got.shape)}; it must keep the shape {tuple(want.shape)}."
+    live = ~dead_mask
+    if not (torch.equal(new_dec[live], W_dec[live]) and torch.equal(new_enc[:, live], W_enc[:, live])
+            and torch.equal(new_benc[live], b_enc[live])):
+        return False, "Only the dead features may change: the live features' encoder columns, biases and decoder rows must stay exactly as they were."
+    rows = new_dec[dead_mask].float()
+    if not torch.allclose(rows.norm(dim=-1), torch.ones(len(rows)), atol=1e-4):
+        return False, "The new decoder rows must have norm 1 (the decoder is kept on the unit sphere): normalise the direction."
+    kind, _ = _which_inputs(rows, {"right": x - b_dec, "raw x": x, "error": x - x_hat})
+    if kind == "raw x":
+        return False, ("The new rows point along x itself: they must point along x - b_dec, the input as the SAE "
+                       "sees it (its decoder adds b_dec back).")
+    if kind == "error":
+        return False, ("The new rows point along the error x - x_hat. The recipe points a dead feature at the input "
+                       "itself (x - b_dec): the error only decides which inputs are chosen.")
+    if kind is None:
+        return False, "Each dead feature's new decoder row must be the direction of one input, x[i] - b_dec (unit norm)."
+    cols = new_enc[:, dead_mask].T.float()
+    if _unit(cols).mul(rows).sum(-1).min() < 1 - 1e-4:
+        return False, "Each dead feature's encoder column must point the same way as its new decoder row."
+    want_norm = _ENC_SCALE * W_enc[:, live].norm(dim=0).mean()
+    got_norm = cols.norm(dim=-1)
+    if not torch.allclose(got_norm, want_norm.expand_as(got_norm), rtol=1e-3):
+        return False, (f"The new encoder columns have norms {got_norm.mean():.3f} on average; they must be "
+                       f"{_ENC_SCALE} times the mean norm of the *live* features' encoder columns "
+                       f"({want_norm:.3f} here), small enough not to disturb the SAE at once.")
+    if not torch.equal(new_benc[dead_mask], torch.zeros(int(dead_mask.sum()))):
+        return False, "Set the dead features' encoder biases to 0 (theirs was what kept them from firing)."
+    # 2. the sampling: in proportion to the squared error
+    d, n_dead = 4, 3000
+    W_enc, b_enc, W_dec, b_dec, _, dead_mask = _resample_inputs(gen, d, n_dead + 2, n_dead, 3)
+    x = b_dec + torch.eye(d)[:3] * 2.0
+    x_hat = x.clone()
+    x_hat[1] += torch.tensor([0.0, 0.0, 1.0, 0.0])                  # squared error 1
+    x_hat[2] += torch.tensor([0.0, 0.0, 0.0, 3.0 ** 0.5])           # squared error 3; input 0 is perfect
+    out = call_with_timeout(learner, (W_enc, b_enc, W_dec, b_dec, x, x_hat, dead_mask, stream(1, "check.resample")),
+                            {}, 10.0)
+    if out.error:
+        return False, f"On three inputs and {n_dead} dead features: {out.error}"
+    rows = out.value[2][dead_mask].float()
+    kind, picks = _which_inputs(rows, {"right": x - b_dec})
+    if kind is None:
+        return False, "On three inputs, some new decoder rows are not the direction of any input (x[i] - b_dec)."
+    share = torch.bincount(picks, minlength=3).double() / n_dead
+    if share[0] > 0:
+        return False, (f"{share[0]:.0%} of the dead features went to an input the SAE reconstructs perfectly. "
+                       "Draw inputs in proportion to their squared reconstruction error ||x - x_hat||², so a "
+                       "perfect one is never drawn (torch.multinomial).")
+    if abs(share[2] - 0.75) > 0.04:
+        by_norm = 3 ** 0.5 / (1 + 3 ** 0.5)
+        why = (" That is about what drawing in proportion to the error's *norm* gives; use its square."
+               if abs(share[2] - by_norm) < 0.04 else "")
+        return False, (f"Inputs with squared errors 1 and 3 were drawn {share[1]:.0%} and {share[2]:.0%} of the "
+                       f"time; in proportion to the squared error they should be 25% and 75%.{why}")
+    return True, ("Resampling: live features untouched; each dead feature points at an input (x - b_dec, unit norm), "
+                  f"with an encoder {_ENC_SCALE} times the live ones' norm and bias 0; inputs drawn in proportion to "
+                  f"the squared error ({share[1]:.0%} / {share[2]:.0%} for errors 1 and 3).")
+
+
+register(CustomExercise(
+    id="05.resample_dead", title="Resample dead features", reference=dead.resampled_weights,
+    judge=_judge_resample,
+    hints=["Three steps: weigh each input by its squared error; draw one input per dead feature with those weights "
+           "(torch.multinomial(weights, n_dead, replacement=True, generator=generator)); write the new weights.",
+           "The direction of input i is (x[i] - b_dec) / ||x[i] - b_dec||: it becomes the decoder row; times "
+           "0.2 * W_enc[:, ~dead].norm(dim=0).mean() it becomes the encoder column.",
+           "Clone W_enc, b_enc and W_dec first; then W_dec[idx] = directions, W_enc[:, idx] = directions.T * scale, "
+           "b_enc[idx] = 0, with idx = dead.nonzero().squeeze(-1)."]))
+
+
+# --- 5.8 folding the pre-encoder bias --------------------------------------------------------
 
 def _fold_cases(gen: torch.Generator) -> list[Case]:
     cases = []
@@ -357,7 +543,7 @@ register(FunctionExercise(
            "The part that does not depend on x is the new bias: b_enc - b_dec @ W_enc (shape [d_sae])."]))
 
 
-# --- 5.7 cross-entropy loss recovered -------------------------------------------------------------
+# --- 5.9 cross-entropy loss recovered -------------------------------------------------------------
 
 def _recovered_cases(gen: torch.Generator) -> list[Case]:
     clean = 2 + torch.rand(6, generator=gen)
@@ -388,7 +574,7 @@ register(FunctionExercise(
            "whole damage (L_ablate - L_clean)."]))
 
 
-# --- 5.8 find the bugs in the seed's pseudo-code -----------------------------------------------
+# --- 5.10 find the bugs in the seed's pseudo-code -----------------------------------------------
 
 def _line(snippet: str, after: int = 0) -> int:
     """The number of the first line of the seed's pseudo-code after line ``after`` containing ``snippet``."""
@@ -467,7 +653,7 @@ register(CustomExercise(
            "accumulating, one about a missing line."]))
 
 
-# --- 5.9 inference-time optimisation: gradient pursuit ----------------------------------------------
+# --- 5.11 inference-time optimisation: gradient pursuit ----------------------------------------------
 
 def _pursuit_cases(gen: torch.Generator) -> list[Case]:
     cases = []
@@ -524,7 +710,172 @@ register(FunctionExercise(
            "coeffs = (coeffs + step[:, None] * direction).clamp_min(0)."]))
 
 
-# --- 5.10 logit effects -------------------------------------------------------------------------------
+# --- 5.12 AUROC from ranks -----------------------------------------------------------------------------
+
+def auroc_of(scores: Tensor, positive: Tensor) -> Tensor:
+    """AUROC of one score vector as a detector of ``positive`` (ties count one half), a float32 scalar."""
+    return labels.auroc(scores.reshape(-1, 1).float(), positive.reshape(-1).bool())[0]
+
+
+def _auroc_cases(gen: torch.Generator) -> list[Case]:
+    cases = []
+    for n, p_fire in [(200, 0.3), (500, 0.1)]:
+        positive = torch.rand(n, generator=gen) < 0.2
+        fires = torch.rand(n, generator=gen) < torch.where(positive, 0.8, p_fire)
+        scores = torch.relu(randn(gen, n) + positive.float()) * fires
+        cases.append(Case((scores, positive), label=f"SAE-like activations on {n} tokens, most of them exactly 0 "
+                                                    "(ties)"))
+    positive = torch.rand(300, generator=gen) < 0.3
+    scores = torch.randint(0, 4, (300,), generator=gen).float() + positive.float()
+    cases.append(Case((scores, positive), label="scores with only five distinct values (many ties)"))
+    positive = torch.tensor([False, True, False, True, False, False])
+    cases.append(Case((torch.tensor([0.1, 0.9, 0.3, 0.8, 0.2, 0.05]), positive),
+                      label="a perfect detector on 6 tokens (AUROC 1)"))
+    cases.append(Case((torch.zeros(10), torch.arange(10) < 3), label="a feature that never fires (AUROC 0.5)"))
+    scores = randn(gen, 50)
+    cases.append(Case((scores, scores < -0.5), label="a feature lower on the labelled tokens (AUROC 0)"))
+    return cases
+
+
+def _auroc_pairs(scores, positive, tie):
+    pos, neg = scores[positive.bool()], scores[~positive.bool()]
+    diff = pos[:, None] - neg[None, :]
+    return ((diff > 0).double() + tie * (diff == 0).double()).mean().float()
+
+
+def _auroc_ordinal(scores, positive):
+    ranks = torch.empty(len(scores), dtype=torch.float64)
+    ranks[scores.argsort(stable=True)] = torch.arange(1, len(scores) + 1, dtype=torch.float64)
+    n_pos = positive.sum().double()
+    return ((ranks[positive.bool()].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (len(scores) - n_pos))).float()
+
+
+def _auroc_misaligned(scores, positive):
+    ranks = labels.average_ranks(scores.sort().values[:, None])[:, 0]      # ranks in sorted order ...
+    n_pos = positive.sum().double()                                          # ... summed at the original positions
+    return ((ranks[positive.bool()].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (len(scores) - n_pos))).float()
+
+
+register(FunctionExercise(
+    id="05.auroc", title="AUROC from ranks", reference=auroc_of, cases=_auroc_cases, atol=1e-4,
+    mistakes=[
+        Mistake(lambda s, y: _auroc_pairs(s, y, 0.0), "Ties count as losses here. An SAE feature is exactly 0 on "
+                "most tokens, so most pairs are ties: a tie is a coin flip and counts one half (tied scores share "
+                "their average rank)."),
+        Mistake(lambda s, y: _auroc_pairs(s, y, 1.0), "Ties count as wins here (>=). A feature that never fires "
+                "would then score 1 against every label: a tie counts one half."),
+        Mistake(lambda s, y: 1 - auroc_of(s, y), "Upside down: that is the probability that an *unlabelled* token "
+                "scores higher. Sum the ranks of the labelled tokens."),
+        Mistake(_auroc_ordinal, "Tied scores got different ranks (their order in the sort): give each group of ties "
+                "the average of the ranks it spans."),
+        Mistake(_auroc_misaligned, "The ranks were computed in sorted order but picked out with the labels in the "
+                "original order: each token's rank must be written back at its own position (scatter with the "
+                "sort's indices)."),
+    ],
+    hints=["The Mann-Whitney statistic: if the positives' ranks (1 = lowest score) sum to R, then "
+           "AUROC = (R - n_pos (n_pos + 1) / 2) / (n_pos n_neg).",
+           "Ties: a group of equal scores that would occupy ranks i..j all get (i + j) / 2. With sorted = "
+           "scores.sort().values, torch.searchsorted(sorted, scores) and torch.searchsorted(sorted, scores, "
+           "right=True) give each score's first and last position.",
+           "ranks = (torch.searchsorted(sorted, scores) + torch.searchsorted(sorted, scores, right=True) + 1) / 2, "
+           "as float64; then the formula of hint 1."]))
+
+
+# --- 5.13 name the tennis feature, judged on held-out tokens ---------------------------------------------
+
+def tennis_scores(model: Any, sae: Any, hook: str, tokens: Tensor, scored_on: Tensor) -> tuple[Tensor, int]:
+    """For every feature of ``sae`` at ``hook``, the smaller of its two AUROCs for the word *tennis* on the rows
+    ``scored_on``: against all tokens, and within the sport words. Recomputed from the world's labels.
+
+    -> ([d_sae] scores, 0 for features that never fire on a held-out tennis; the number of tennis words scored on)
+    """
+    from ..residual_stream import prompts
+    from ..zoo.world import SLOTS
+    from .activations import collect_activations
+
+    world = prompts.world_of(model.cfg.model_name)
+    ids, row_labels = labels.labelled_rows(world, len(tokens), tokens.shape[1], prompts.HELD_OUT_FIRST_DOC)
+    if not torch.equal(ids, tokens.cpu()):
+        raise ValueError("tokens")
+    body = {k: v[scored_on, 1:].reshape(-1) for k, v in row_labels.items()}
+    is_tennis = labels.binary_labels(body)["sport word: tennis"]
+    is_sport = body["slot"] == SLOTS.index("sport")
+    with torch.no_grad():
+        acts = collect_activations(model, tokens[scored_on.to(tokens.device)], hook)
+        f = sae.encode(acts.to(sae.W_dec.device)).float().cpu()
+    out = torch.zeros(f.shape[1])
+    candidates = (f[is_tennis] > 0).any(0).nonzero().squeeze(1)
+    if len(candidates):
+        everywhere = labels.auroc(f[:, candidates], is_tennis)
+        within = labels.auroc(f[is_sport][:, candidates], is_tennis[is_sport])
+        out[candidates] = torch.minimum(everywhere, within).nan_to_num(0.0)
+    return out, int(is_tennis.sum())
+
+
+def _judge_tennis(learner: Any) -> tuple[bool, str]:
+    value, problem = call_answer_function(learner, "tennis_feature")
+    if problem is not None:
+        return False, problem
+    shape = ("Return `model, sae, hook, tokens, feature, picked_on`: the model, the SAE, the hook it reads, the "
+             "[rows, pos] tokens from labels.labelled_rows, your feature (an int) and a bool [rows] mask of the rows "
+             "you picked it on.")
+    if not (isinstance(value, tuple) and len(value) == 6):
+        return False, shape
+    model_, sae, hook, tokens, feature, picked_on = value
+    if not (hasattr(model_, "cfg") and hasattr(sae, "encode") and isinstance(hook, str) and isinstance(tokens, Tensor)
+            and tokens.ndim == 2 and isinstance(picked_on, Tensor) and picked_on.dtype == torch.bool
+            and picked_on.shape == tokens.shape[:1]):
+        return False, shape
+    from ..zoo.training import RECIPES
+    if getattr(model_.cfg, "model_name", None) not in RECIPES:
+        return False, ("This exercise needs the world's hidden labels: a model of the course's zoo "
+                       "(gelu-3l-facts), not " + repr(getattr(model_.cfg, "model_name", "this model")) + ".")
+    try:
+        feature = int(feature)
+    except (TypeError, ValueError, RuntimeError):
+        return False, f"Name one feature by its index (an int); got {type(feature).__name__}."
+    if not 0 <= feature < sae.W_dec.shape[0]:
+        return False, f"This SAE has features 0 to {sae.W_dec.shape[0] - 1}; there is no feature {feature}."
+    held_out = ~picked_on
+    if int(held_out.sum()) == 0:
+        return False, ("You picked the feature on every row, so no token is left to score it on: the best of "
+                       f"{sae.W_dec.shape[0]} features, scored on the tokens it was picked on, looks better than it "
+                       "is (some feature fits a handful of mentions by chance). Pick on one half, keep the other.")
+    try:
+        scores, n_held = tennis_scores(model_, sae, hook, tokens, held_out)
+    except ValueError:
+        return False, ("The check reads the world's labels for the rows labels.labelled_rows(world, rows, 64, "
+                       "prompts.HELD_OUT_FIRST_DOC) returns: return exactly those tokens.")
+    if n_held < 5:
+        return False, (f"Only {n_held} mentions of tennis in the rows you held out: keep at least half the rows "
+                       "(and enough of them) to score on.")
+    best = int(scores.argmax())
+    mine, top = float(scores[feature]), float(scores[best])
+    if mine >= top - 0.02:
+        note = "the best" if feature == best else f"within 0.02 of the best (feature {best}, {top:.3f})"
+        return True, (f"Feature {feature}: on the {int(held_out.sum())} rows you held out ({n_held} mentions of "
+                      f"tennis) it tells the word tennis from every other token and from the other sports with "
+                      f"AUROC at least {mine:.3f}, {note}; recomputed from the SAE now.")
+    picked_scores, _ = tennis_scores(model_, sae, hook, tokens, picked_on) if picked_on.any() else (None, 0)
+    fits = (picked_scores is not None and int(picked_scores.argmax()) == feature)
+    why = (" It is the best on the rows you picked it on, so it fits those mentions and not the word: selection "
+           "on a few examples flatters." if fits else "")
+    return False, (f"On the rows you held out, feature {feature} scores {mine:.3f} (the smaller of its AUROC against "
+                   f"all tokens and within the sport words), and feature {best} scores {top:.3f}.{why} A tennis "
+                   "feature must fire on tennis and not on the other sports: score both ways.")
+
+
+register(CustomExercise(
+    id="05.tennis_feature", title="Name the tennis feature", reference=None, judge=_judge_tennis,
+    hints=["Encode the activations at the SAE's hook, label every token with labels.binary_labels (the word: "
+           "'sport word: tennis'; the sport words: the slot 'sport'), and split the rows in two.",
+           "On the first half, score each feature twice with your `auroc`: against all tokens, and among the sport "
+           "words only; keep the smaller of the two. Only features that fire on some tennis token can score well.",
+           "Return the feature with the best score on the first half, and picked_on = the mask of that half; the "
+           "check scores it on the other."]))
+
+
+# --- 5.14 logit effects -------------------------------------------------------------------------------
 
 def _logit_cases(gen: torch.Generator) -> list[Case]:
     return [Case((_unit_rows(gen, 12, 6), randn(gen, 6, 30)), label="12 features, d_model 6, a vocabulary of 30"),
@@ -545,7 +896,7 @@ register(FunctionExercise(
            "For all features at once: W_dec @ W_U is [d_sae, d_vocab]; subtract its mean over the last dimension."]))
 
 
-# --- 5.11 scoring an explanation ------------------------------------------------------------------------
+# --- 5.15 scoring an explanation ------------------------------------------------------------------------
 
 def _score_cases(gen: torch.Generator) -> list[Case]:
     actual = torch.relu(randn(gen, 200)) * (torch.rand(200, generator=gen) < 0.2)
@@ -579,7 +930,7 @@ register(FunctionExercise(
            "If p.norm() * a.norm() == 0, return torch.tensor(0.0)."]))
 
 
-# --- 5.12 the Pareto frontier of steering ---------------------------------------------------------------
+# --- 5.16 the Pareto frontier of steering ---------------------------------------------------------------
 
 def _pareto_cases(gen: torch.Generator) -> list[Case]:
     success, cost = torch.rand(12, generator=gen), torch.rand(12, generator=gen)
@@ -618,3 +969,59 @@ register(FunctionExercise(
            "better in at least one of them.",
            "Broadcast: success[None, :] >= success[:, None] is an [n, n] table of 'j at least as successful as i'.",
            "dominated = (at_least_as_good & strictly_better_somewhere).any(1); return ~dominated."]))
+
+
+# --- predict, then check -------------------------------------------------------------------------------
+
+register_question(Question(
+    id="05.shrinkage", title="What is wrong with the reconstructions?",
+    prompt="The width-48 SAE has nearly every true feature, yet explains only about 87% of the variance. Find the "
+           "single factor that, multiplying what the features write (x̂ − b_dec), best reconstructs x. It is ...",
+    choices=["below 1: the activations are too large", "about 1: the error is in the directions",
+             "above 1: the activations are too small"],
+    messages={
+        "about 1: the error is in the directions": "The directions are nearly right (MMCS near 1); the L1 penalty "
+        "charges for the size of every activation, so the encoder reports them smaller than they are.",
+        "below 1: the activations are too large": "Nothing in the loss rewards large activations; the L1 term "
+        "charges for every unit of size, so the trained encoder errs the other way."},
+    explain="L1 shrinkage: the penalty trades a little reconstruction for smaller activations."))
+
+register_question(Question(
+    id="05.which_remedy", title="Which remedy finds more?",
+    prompt="Three SAEs start with half their features dead: no remedy, resampling every 500 steps, ghost grads. "
+           "After the same number of steps, whose *firing* rows will have found the true features best (MMCS over "
+           "the rows that fire)?",
+    choices=["no remedy", "resampling", "ghost grads"],
+    messages={
+        "no remedy": "Without a remedy the dead half stays dead, and the SAE covers the true features with half "
+        "its rows; MMCS over the rows that fire cannot beat an SAE that uses them all.",
+        "ghost grads": "Ghost grads revives features, but slowly: it only pulls dead rows towards the residual, a "
+        "little each step. Resampling points each dead row straight at an input the SAE gets wrong."},
+    explain="Resampling does the work in one jump, at the moment it resamples; ghost grads over many steps."))
+
+register_question(Question(
+    id="05.best_kind_of_label", title="Which labels do features match?",
+    prompt="For each sport, three kinds of label: the word naming it, a name of a person who plays it, every token "
+           "of a sentence stating it. For which kind will the shipped block-0 SAE's best features match best "
+           "(highest mean AUROC)?",
+    choices=["the word naming a sport", "a name of a player of a sport", "a sentence stating a sport"],
+    messages={
+        "a name of a player of a sport": "A person's sport is a fact the model must look up; after block 0 the "
+        "residual stream at a name holds mostly the name itself, not yet the fact.",
+        "a sentence stating a sport": "A sentence's topic is spread over its tokens; at block 0 each token's "
+        "residual stream is mostly that token, so no single direction marks every token of the sentence."},
+    explain="Early in the model the residual stream is mostly the current token: words are easy, facts and "
+            "context come later."))
+
+register_question(Question(
+    id="05.steering_winner", title="Which direction steers?",
+    prompt="Steering every test prompt towards one sport: which reaches 90% success at the smaller coefficient, the "
+           "difference of means or one of the three SAE features closest to it?",
+    choices=["the difference of means", "a single feature", "both at the same coefficient"],
+    messages={
+        "a single feature": "The features closest to the difference of means are still only parts of it: the "
+        "difference is fitted to move exactly these prompts, while a feature was learnt to reconstruct all text.",
+        "both at the same coefficient": "They would tie only if a feature were the difference itself; the printed "
+        "cosines are well below 1."},
+    explain="A direction fitted to the behaviour against directions learnt to reconstruct all text; on GPT-2 XL "
+            "seed 002 found both outcomes (a single feature sometimes won)."))

@@ -55,9 +55,13 @@ def _batches(data: Sampler | Tensor, batch_size: int, gen: torch.Generator):
             yield data[order[start:start + batch_size].to(data.device)]
 
 
-def train_sae(sae: SAE, data: Sampler | Tensor, config: SAETrainConfig | None = None) -> dict[str, Tensor]:
+def train_sae(sae: SAE, data: Sampler | Tensor, config: SAETrainConfig | None = None, resample=None
+              ) -> dict[str, Tensor]:
     """Train ``sae`` in place; returns its history: ``loss``, ``mse``, ``l0``, ``dead``, ``ghost``
-    (one entry per ``log_every`` steps) and ``resampled`` (features resampled at each resampling)."""
+    (one entry per ``log_every`` steps) and ``resampled`` (features resampled at each resampling).
+
+    ``resample``: the function that resamples dead features (default :func:`dead.resampled_weights`;
+    chapter 05 passes the learner's, which has the same signature)."""
     from tqdm.auto import tqdm
 
     config = config or SAETrainConfig()
@@ -89,7 +93,7 @@ def train_sae(sae: SAE, data: Sampler | Tensor, config: SAETrainConfig | None = 
         steps_since_fired = torch.where(fired, 0, steps_since_fired + 1)
         if config.resample_every and (step + 1) % config.resample_every == 0 and step + 1 < config.steps:
             sample = torch.cat([next(batches) for _ in range(max(1, config.resample_sample // config.batch_size))])
-            logs["resampled"].append(resample_dead(sae, sample, dead, gen, optimizer))
+            logs["resampled"].append(resample_dead(sae, sample, dead, gen, optimizer, resample=resample))
             steps_since_fired[dead] = 0
         if step % config.log_every == 0 or step == config.steps - 1:
             with torch.no_grad():
