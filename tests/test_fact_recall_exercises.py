@@ -85,3 +85,79 @@ def test_the_residual_sweep_check_knows_the_usual_mistakes():
     assert checks.run("06.patch_residual", _loop_sweep("blocks.{}.hook_resid_pre")).passed   # the inputs were restored
     for bad in (lambda *a: 1 / 0, lambda *a: None, "not a function"):
         assert not checks.run("06.patch_residual", bad).passed
+
+
+# --- issue 24: the neuron that carries the most, the model-level AtP exercises, the QK fix ------------
+
+def test_restoring_neurons_matches_hooked_patching():
+    """The batched neuron patch (an edit of the stream after the MLP, resumed) gives the numbers of a plain
+    hooked sweep over `mlp.hook_post`, for single neurons and for sets of them."""
+    model = models.load("gelu-3l-facts", device="cpu")
+    p = pairs.make_pairs(pairs.fact_prompts(model), 4, seed=2)
+    metric, cache = pairs.normalised_logit_diff(model, p)
+    T, d = p.clean.shape[1], model.cfg.d_mlp
+    chosen = [0, 7, 100, d - 1]
+    single = patching.neuron_patch_effects(model, p.corrupt, cache, 0, -1, torch.eye(d, dtype=torch.bool)[chosen], metric)
+    hooked = patching.patch_sweep(model, p.corrupt, cache, [patching.Site("blocks.0.mlp.hook_post", T - 1, n)
+                                                            for n in chosen], metric)
+    assert torch.allclose(single, hooked, atol=1e-5)
+    every = patching.neuron_patch_effects(model, p.corrupt, cache, 1, T - 1, torch.ones(1, d, dtype=torch.bool), metric)
+    whole = patching.patch_sweep(model, p.corrupt, cache, [patching.Site("blocks.1.hook_mlp_out", T - 1)], metric)
+    assert torch.allclose(every, whole, atol=1e-5)              # all neurons restored = the MLP's output restored
+
+
+def test_the_neuron_check_patches_the_model_it_is_given():
+    from mi_course.fact_recall.exercises import single_neuron_effects
+    model = models.load("gelu-3l-facts", device="cpu")
+    p = pairs.make_pairs(pairs.fact_prompts(model), 8, seed=3)
+    effects, _, _ = single_neuron_effects(model, p)
+    best, second = effects.topk(2).indices.tolist()
+    for answer in (best, f"L0N{best}", torch.tensor(best)):
+        assert checks.run("06.lookup_neuron", lambda a=answer: (model, p, a)).passed
+    near = checks.run("06.lookup_neuron", lambda: (model, p, second))
+    assert not near.passed and "ranks 2" in near.message and f"L0N{best}" in near.message
+    for bad in (None, "x", -1, model.cfg.d_mlp, 2.5, True):
+        result = checks.run("06.lookup_neuron", lambda b=bad: (model, p, b))
+        assert not result.passed and "index" in result.message
+    for bad_return in (lambda: None, lambda: (model, None, best), lambda: 1 / 0, "not a function"):
+        assert not checks.run("06.lookup_neuron", bad_return).passed
+
+
+def test_the_neuron_check_runs_on_a_hub_like_model(tiny_gpt2):
+    from mi_course.fact_recall.exercises import single_neuron_effects
+    model = models.load(str(tiny_gpt2[0]), device="cpu")
+    p = pairs.make_pairs(pairs.fact_prompts(model), 4)
+    effects, _, _ = single_neuron_effects(model, p)
+    assert effects.shape == (model.cfg.d_mlp,)
+    assert checks.run("06.lookup_neuron", lambda: (model, p, int(effects.argmax()))).passed
+
+
+def test_graddrop_and_noising_checks_name_their_mistakes():
+    from mi_course.fact_recall import exercises as E
+    for exercise, mistakes, args in (("06.graddrop", E._graddrop_mistakes, E._graddrop_args()),
+                                     ("06.atp_noising", E._noising_mistakes, E._noising_args())):
+        assert checks.run(exercise, checks.get(exercise).reference).passed
+        for wrong, message in mistakes(args):
+            result = checks.run(exercise, lambda *a, w=wrong: w.clone())
+            assert not result.passed and message in result.message, (exercise, message)
+        for bad in (lambda *a: None, lambda *a: 1 / 0, "x", lambda *a: torch.zeros(2), lambda *a: float("nan")):
+            assert not checks.run(exercise, bad).passed
+
+
+def test_graddrop_runs_cut_the_gradient():
+    """Each GradDrop run differs from plain AtP (the cut is real), and their combination is the library's score."""
+    from mi_course.fact_recall import atp
+    from mi_course.fact_recall.exercises import _graddrop_args
+    args = _graddrop_args()
+    runs = atp.graddrop_estimates(*args)
+    plain = atp.head_attribution(*args)
+    assert runs.shape == (3, 3, 4) and all(not torch.allclose(r, plain) for r in runs[:-1])
+    assert torch.allclose(atp.graddrop_combine(runs), atp.graddrop_head_attribution(*args))
+
+
+def test_the_neuron_check_says_when_the_metric_is_not_a_number():
+    model = models.load("gelu-3l-facts", device="cpu")
+    p = pairs.make_pairs(pairs.fact_prompts(model), 4, seed=3)
+    same = pairs.Pairs(p.clean, p.corrupt, p.answer, p.answer)         # answer == wrong: 0 / 0 on every pair
+    result = checks.run("06.lookup_neuron", lambda: (model, same, 0))
+    assert not result.passed and "not a number" in result.message

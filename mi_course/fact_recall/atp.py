@@ -93,6 +93,14 @@ def _scores(q: Tensor, k: Tensor, scale: float) -> Tensor:
     return scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
 
 
+def query_fix(q_clean: Tensor, k: Tensor, pattern: Tensor, grad: Tensor, scale: float) -> Tensor:
+    """The QK fix for queries: restore the clean query at every position at once (each query position is its
+    own softmax row), recompute those rows' patterns exactly from the corrupted keys, and linearise only from
+    the pattern on: ``Σ (pattern_new - pattern) * ∂M/∂pattern`` over the keys and the batch.
+    q_clean, k: [batch, pos, heads, d_head]; pattern, grad: [batch, heads, q, k] -> [heads, pos]"""
+    return ((_scores(q_clean, k, scale).softmax(-1) - pattern) * grad).sum(-1).sum(0)
+
+
 def qk_fix(clean_cache: Any, acts: dict, grads: dict, layer: int, cfg: Any = None) -> tuple[Tensor, Tensor]:
     """AtP*'s fix for queries and keys (Kramár et al. 2024): recompute the attention softmax exactly for the
     patched query (or key), and linearise only through the pattern. Needs ``acts`` and ``grads`` of
@@ -111,7 +119,7 @@ def qk_fix(clean_cache: Any, acts: dict, grads: dict, layer: int, cfg: Any = Non
     G = grads[f"{name}.hook_pattern"]
     q_clean, k_clean = (clean_cache[f"{name}.hook_{x}"].to(q.device) for x in "qk")
     scale = _attention_scale(cfg) if cfg is not None else q.shape[-1] ** 0.5
-    queries = ((_scores(q_clean, k, scale).softmax(-1) - A) * G).sum(-1).sum(0)           # every row patched at once
+    queries = query_fix(q_clean, k, A, G, scale)                                           # every row patched at once
     T = q.shape[1]
     keys = torch.zeros(q.shape[2], T, device=q.device)
     for s in range(T):                                                            # one key column at a time
@@ -126,6 +134,14 @@ def graddrop_head_attribution(model: Any, clean_cache: Any, corrupt: Tensor, met
     everything layer ``l`` writes to the residual stream dropped, then ``sum_l |estimate_l| / (L - 1)``.
     A node whose direct and indirect effects cancel gets a large score on some of these runs. -> [layers, heads]
     """
+    return graddrop_combine(graddrop_estimates(model, clean_cache, corrupt, metric))
+
+
+def graddrop_estimates(model: Any, clean_cache: Any, corrupt: Tensor, metric: Callable[[Tensor], Tensor],
+                       parts: Sequence[str] = ("attn", "mlp")) -> Tensor:
+    """GradDrop's runs: AtP per head (all positions), once per layer ``l`` with the gradient through what layer
+    ``l`` writes to the residual stream (``parts`` of it: its attention and/or its MLP output) dropped.
+    -> [dropped layer, layers, heads]"""
     L = model.cfg.n_layers
     names = [f"blocks.{l}.attn.hook_z" for l in range(L)]
 
@@ -134,11 +150,12 @@ def graddrop_head_attribution(model: Any, clean_cache: Any, corrupt: Tensor, met
 
     estimates = []
     for dropped in range(L):
-        writes = [f"blocks.{dropped}.hook_attn_out"] + ([] if model.cfg.attn_only else [f"blocks.{dropped}.hook_mlp_out"])
+        writes = [f"blocks.{dropped}.hook_{part}_out" for part in parts
+                  if part == "attn" or not model.cfg.attn_only]
         with model.hooks(fwd_hooks=[(w, stop_gradient) for w in writes]):
             acts, grads = gradients(model, corrupt, names, metric)
         estimates.append(torch.stack([attribution_patching(clean_cache, acts, grads, n, (0, 1, 3)) for n in names]).cpu())
-    return graddrop_combine(torch.stack(estimates))
+    return torch.stack(estimates)
 
 
 def graddrop_combine(estimates: Tensor) -> Tensor:

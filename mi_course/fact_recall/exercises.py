@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from ..checks.compare import describe_mismatch, values_match
-from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, randn, register
+from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, call_answer_function, randn, register
+from ..checks.prediction import Question, register_question
 from ..checks.sandbox import call_with_timeout
 from . import atp, lookup, neurons, pairs, patching
 
@@ -83,8 +84,11 @@ register(FunctionExercise(
                       "by that prompt's LayerNorm scale before the dot product."),
               Mistake(lambda head_out, scale, w_in: (head_out * scale) @ w_in,
                       "LayerNorm divides by its scale (the residual stream's norm), it does not multiply.")],
-    hints=["head_out is [heads, batch, d_model] and scale [batch, 1]: they broadcast.",
-           "(head_out / scale) @ w_in"]))
+    hints=["The neuron reads the residual stream after the MLP's LayerNorm. With folded weights and centred "
+           "writers, that LayerNorm only divides the stream by its scale, and the stream is a sum of what each "
+           "component writes: so each head's share is what it writes, normalised, read by the neuron's key.",
+           "Divide each head's output by that prompt's scale, then take the dot product with w_in; head_out "
+           "[heads, batch, d_model] and scale [batch, 1] broadcast."]))
 
 
 # --- 6.4 the non-linear excess --------------------------------------------------------------------
@@ -104,7 +108,41 @@ register(FunctionExercise(
     hints=["If the logit were f(A) + g(B) + c, the excess must be exactly 0: check your signs on that case."]))
 
 
-# --- 6.5 the normalised metric -------------------------------------------------------------------
+# --- 6.5 the linearity-break ratio ------------------------------------------------------------------
+
+def _break_cases(gen: torch.Generator) -> list[Case]:
+    known, swapped, unknown = randn(gen, 6, 2, 10), randn(gen, 6, 2, 10), randn(gen, 6, 2, 10)
+    a, b, c = randn(gen, 4, 2, 8), randn(gen, 4, 2, 8), randn(gen, 4, 2, 8)       # f(first) + f(last): linear
+    lin = lambda i, j: a[:, i] + b[:, j]
+    linear = (torch.stack([lin(0, 0), lin(1, 1)], 1), torch.stack([lin(0, 1), lin(1, 0)], 1), c)
+    return [Case((known, swapped, unknown), label="6 pairs of people, outputs of size 10"),
+            Case(linear, label="a linear function of the two names (must give 0)")]
+
+
+register(FunctionExercise(
+    id="06.linearity_break", title="The linearity-break ratio", reference=lookup.linearity_break,
+    cases=_break_cases,
+    mistakes=[
+        Mistake(lambda k, s, u: (k.sum(1) - s.sum(1)).norm(dim=-1),
+                "Divide by the baseline, the same distance to two unrelated unknown names: a distance alone has "
+                "no scale (it grows with the size of the outputs)."),
+        Mistake(lambda k, s, u: (k.sum(1) - s.sum(1)).norm(dim=-1) ** 2 / (k.sum(1) - u.sum(1)).norm(dim=-1) ** 2,
+                "Compare distances, not squared distances."),
+        Mistake(lambda k, s, u: (k.sum(1) - s.sum(1)).norm(dim=-1) / (s.sum(1) - u.sum(1)).norm(dim=-1),
+                "The baseline compares the *known* names' midpoint with the unknown names' midpoint: the same "
+                "reference point as the numerator."),
+        Mistake(lambda k, s, u: ((k[:, 0] - k[:, 1]) - (s[:, 0] - s[:, 1])).norm(dim=-1)
+                / ((k[:, 0] - k[:, 1]) - (u[:, 0] - u[:, 1])).norm(dim=-1),
+                "Compare the *midpoints* (the sums of the two outputs), not the differences between them: for a linear "
+                "f, f(A1 B1) + f(A2 B2) = f(A1 B2) + f(A2 B1)."),
+    ],
+    hints=["If f adds up what each name contributes, f(A1 B1) + f(A2 B2) = f(A1 B2) + f(A2 B1): the four points form "
+           "a parallelogram, and the two midpoints coincide.",
+           "Numerator: the distance between (known[:, 0] + known[:, 1]) and the same sum for the swapped names; "
+           "denominator: the same distance with the unknown names instead. Both per pair: [n]."]))
+
+
+# --- 6.6 the normalised metric -------------------------------------------------------------------
 
 def _metric_cases(gen: torch.Generator) -> list[Case]:
     clean, corrupt = randn(gen, 8) + 4, randn(gen, 8) - 4
@@ -123,10 +161,13 @@ register(FunctionExercise(
                       "TransformerLens's attribution-patching demo do it), but this chapter normalises each pair and "
                       "then averages, so that every pair counts equally. Normalise per pair, then take the mean. "
                       "(Per pair is unstable when a pair's clean and corrupted logit differences are close.)")],
-    hints=["(value - corrupt) / (clean - corrupt), per prompt, then .mean()."]))
+    hints=["Look for an affine map of `value`, one per pair, that sends the corrupted run's logit difference to 0 "
+           "and the clean run's to 1. What must you subtract so that the corrupted value becomes 0?",
+           "After subtracting, divide by the gap that the clean value has to cover, pair by pair; average over the "
+           "pairs only at the end."]))
 
 
-# --- 6.6 a residual-stream sweep, one patch at a time ----------------------------------------------
+# --- 6.7 a residual-stream sweep, one patch at a time ----------------------------------------------
 
 _SWEEP_SETUP: dict[str, Any] = {}
 
@@ -140,7 +181,10 @@ def _sweep_setup() -> tuple[Any, Tensor, Any, Any]:
         model = models.load("gelu-3l-facts", device="cpu")
         p = pairs.make_pairs(world_fact_prompts(), 4, seed=1)
         metric, cache = pairs.normalised_logit_diff(model, p)
-        _SWEEP_SETUP.update(model=model, corrupt=p.corrupt, cache=cache, metric=metric)
+        with torch.no_grad():
+            _, corrupt_cache = model.run_with_cache(p.corrupt)
+        _SWEEP_SETUP.update(model=model, corrupt=p.corrupt, cache=cache, metric=metric, clean=p.clean,
+                            corrupt_cache=corrupt_cache)
     s = _SWEEP_SETUP
     return s["model"], s["corrupt"], s["cache"], s["metric"]
 
@@ -206,7 +250,7 @@ register(CustomExercise(
            "act.clone(); act[:, p] = clean_cache[name][:, p]; return act`. Return a [layers, pos] tensor."]))
 
 
-# --- 6.7 attribution patching ----------------------------------------------------------------------
+# --- 6.8 attribution patching ----------------------------------------------------------------------
 
 def _atp_reference(clean: Tensor, corrupt: Tensor, grad: Tensor) -> Tensor:
     """AtP per head and position: (a_clean - a_corrupt) · grad, summed over batch and d_head.
@@ -229,28 +273,160 @@ register(FunctionExercise(
               Mistake(lambda c, r, g: ((c - r) * g).mean(dim=(0, 3)),
                       "Sum over d_head (it is a dot product) and over the batch (the metric sums the prompts' "
                       "contributions), do not average.")],
-    hints=["A first-order Taylor expansion: M(a_clean) ≈ M(a_corrupt) + (a_clean - a_corrupt) · ∂M/∂a.",
-           "((clean - corrupt) * grad).sum(dim=(0, 3))"]))
+    hints=["A first-order Taylor expansion around the corrupted run: the metric moves by the change of the "
+           "activation dotted with the gradient there.",
+           "The dot product runs over d_head (one head's vector); the metric already averages the pairs, so the "
+           "batch is summed, not averaged. What is left is [pos, heads]."]))
 
 
-# --- 6.8 GradDrop: combining the dropped-layer estimates ---------------------------------------------
+# --- 6.9 attribution patching for noising ------------------------------------------------------------
 
-def _graddrop_cases(gen: torch.Generator) -> list[Case]:
-    return [Case((randn(gen, 3, 3, 4),), label="3 dropped layers, estimates for 3 x 4 heads"),
-            Case((randn(gen, 1, 5),), label="a one-layer model (L - 1 = 0: divide by 1)")]
+def _model_judge(name: str, reference: Any, mistakes: Any, setup_args: Any, shape_note: str, atol: float = 1e-4):
+    """A judge that runs the learner's ``fn(model, ...)`` on 4 prompt pairs of gelu-3l-facts and compares it
+    with ``reference`` on the same arguments; ``mistakes(args)`` yields (wrong value, message)."""
+    def judge(learner: Any) -> tuple[bool, str]:
+        if not callable(learner):
+            return False, f"Pass your function `{name}` itself."
+        args = setup_args()
+        expected = reference(*args)
+        out = call_with_timeout(learner, args, timeout=60)
+        if out.error:
+            return False, f"On gelu-3l-facts with 4 prompt pairs: {out.error}"
+        got = out.value
+        problem = describe_mismatch(got, expected, atol=atol, rtol=1e-3)
+        if problem is None:
+            return True, f"{name}: matches the library on gelu-3l-facts ({shape_note}, 4 prompt pairs)."
+        for wrong, message in mistakes(args):
+            if values_match(got, wrong, atol=atol, rtol=1e-3):
+                return False, f"{message}\n({problem})"
+        return False, f"On gelu-3l-facts with 4 prompt pairs: {problem}"
+    return judge
+
+
+def _noising_reference(model: Any, clean: Tensor, corrupt_cache: Any, metric: Any) -> Tensor:
+    """AtP for noising per head and position: (a_corrupt - a_clean) · ∂M/∂a at the clean run. -> [layers, pos, heads]"""
+    names = [f"blocks.{l}.attn.hook_z" for l in range(model.cfg.n_layers)]
+    acts, grads = atp.gradients(model, clean, names, metric)
+    return torch.stack([atp.attribution_patching(corrupt_cache, acts, grads, n, (0, 3)) for n in names]).cpu()
+
+
+def _noising_args() -> tuple:
+    model, _, _, metric = _sweep_setup()
+    s = _SWEEP_SETUP
+    return model, s["clean"], s["corrupt_cache"], metric
+
+
+def _noising_mistakes(args: tuple):
+    model, clean, corrupt_cache, metric = args
+    names = [f"blocks.{l}.attn.hook_z" for l in range(model.cfg.n_layers)]
+    right = _noising_reference(*args)
+    yield -right, ("The sign: noising moves the clean activation to the corrupted one, so the change is "
+                   "a_corrupt - a_clean.")
+    corrupt_tokens = _SWEEP_SETUP["corrupt"]
+    acts, grads = atp.gradients(model, corrupt_tokens, names, metric)
+    at_corrupt = torch.stack([((corrupt_cache[n] - _SWEEP_SETUP["cache"][n]) * grads[n]).sum((0, 3)) for n in names])
+    yield at_corrupt.cpu(), ("That gradient was taken on the corrupted run. Noising starts from the clean run: "
+                             "linearise there, with the gradient of the metric on the clean prompts.")
+    yield -at_corrupt.cpu(), ("That is denoising AtP (gradient on the corrupted run). Noising starts from the clean "
+                              "run: run the clean prompts, take the gradient there, and move towards a_corrupt.")
+
+
+register(CustomExercise(
+    id="06.atp_noising", title="Attribution patching for noising", reference=_noising_reference,
+    judge=_model_judge("atp_noising", _noising_reference, _noising_mistakes, _noising_args,
+                       "layers x positions x heads"),
+    hints=["Noising patches a corrupted activation into the *clean* run: write down the same Taylor expansion, "
+           "but around the point where that run starts.",
+           "`atp.gradients(model, clean, names, metric)` gives the clean run's `hook_z` and their gradients; the "
+           "change is `corrupt_cache[name] - a_clean`.",
+           "`atp.attribution_patching(corrupt_cache, acts, grads, name, (0, 3))` computes (a_corrupt - a) · grad for one "
+           "layer, [pos, heads]; stack the layers."]))
+
+
+# --- 6.10 the QK fix for queries ------------------------------------------------------------------
+
+def _softmax_rows(q: Tensor, k: Tensor, scale: float, mask: bool = True) -> Tensor:
+    T = q.shape[1]
+    scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / scale
+    if mask:
+        scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    return scores.softmax(-1)
+
+
+def _query_fix_cases(gen: torch.Generator) -> list[Case]:
+    def case(b, T, H, e, label, sharp=1.0):
+        q, k = randn(gen, b, T, H, e, scale=sharp), randn(gen, b, T, H, e)
+        A = _softmax_rows(q, k, e ** 0.5)                       # the corrupted run's pattern
+        return Case((randn(gen, b, T, H, e, scale=sharp), k, A, randn(gen, b, H, T, T), e ** 0.5), label=label)
+    return [case(2, 5, 3, 4, "2 prompts, 5 positions, 3 heads, d_head 4"),
+            case(1, 4, 2, 8, "saturated attention (large queries)", sharp=6.0)]
 
 
 register(FunctionExercise(
-    id="06.graddrop_combine", title="GradDrop", reference=atp.graddrop_combine, cases=_graddrop_cases,
-    mistakes=[Mistake(lambda e: e.sum(0).abs() / max(e.shape[0] - 1, 1),
-                      "Take the absolute value of each run before summing: the point is that a node whose effects "
-                      "cancel in one run can show up large in another."),
-              Mistake(lambda e: e.abs().mean(0),
-                      "AtP* divides the sum by L - 1, not L (and by 1 for a single layer).")],
-    hints=["estimates.abs().sum(0) / max(L - 1, 1)"]))
+    id="06.query_fix", title="The QK fix for queries", reference=atp.query_fix, cases=_query_fix_cases, atol=1e-4,
+    mistakes=[
+        Mistake(lambda q, k, A, G, s: ((_softmax_rows(q, k, s, mask=False) - A) * G).sum(-1).sum(0),
+                "A query cannot attend to later keys: mask the scores above the diagonal with -inf before the "
+                "softmax, as the model does."),
+        Mistake(lambda q, k, A, G, s: ((_softmax_rows(q, k, 1.0) - A) * G).sum(-1).sum(0),
+                "Divide the scores by `scale` (√d_head) before the softmax, as the model does."),
+        Mistake(lambda q, k, A, G, s: (_softmax_rows(q, k, s) * G).sum(-1).sum(0),
+                "The estimate is the *change* of the pattern times its gradient: subtract the corrupted pattern."),
+        Mistake(lambda q, k, A, G, s: ((_softmax_rows(q, k, s) - A) * G).sum(-2).sum(0),
+                "Sum over the keys (the last dimension: one query's row of the pattern), so that what is left is "
+                "one value per query position."),
+        Mistake(lambda q, k, A, G, s: ((_softmax_rows(q, k, s) - A) * G).sum(-1).mean(0),
+                "Sum over the batch: the metric already averages the pairs."),
+    ],
+    hints=["Restoring the clean query at position p changes only row p of the pattern (the softmax over keys "
+           "for that query), and every query position is its own row: all positions can be patched at once.",
+           "New scores: the clean queries against the corrupted keys, divided by `scale`, future keys masked with "
+           "-inf; softmax over the keys gives the new pattern.",
+           "Then linearise from the pattern on: (new pattern - pattern) * grad, summed over the keys and the "
+           "batch -> [heads, pos]."]))
 
 
-# --- 6.9 find it yourself ------------------------------------------------------------------------
+# --- 6.11 GradDrop: the runs with one layer's gradient dropped ----------------------------------------
+
+def _graddrop_reference(model: Any, clean_cache: Any, corrupt: Tensor, metric: Any) -> Tensor:
+    """GradDrop per head: AtP rerun once per layer with that layer's writes cut from the backward pass,
+    combined as sum_l |estimate_l| / (L - 1). -> [layers, heads]"""
+    return atp.graddrop_head_attribution(model, clean_cache, corrupt, metric)
+
+
+def _graddrop_args() -> tuple:
+    model, corrupt, cache, metric = _sweep_setup()
+    return model, cache, corrupt, metric
+
+
+def _graddrop_mistakes(args: tuple):
+    runs = atp.graddrop_estimates(*args)
+    L = runs.shape[0]
+    yield runs.sum(0).abs() / max(L - 1, 1), ("Take the absolute value of each run before summing: a node whose effects "
+                                             "cancel in one run must be able to show up large in another.")
+    yield runs.abs().mean(0), "AtP* divides the sum by L - 1, not L."
+    yield (atp.graddrop_combine(atp.graddrop_estimates(*args, parts=("attn",))),
+           "Drop the gradient through everything the layer writes to the residual stream: its attention output "
+           "*and* its MLP output (`blocks.{l}.hook_mlp_out`).")
+    plain = atp.head_attribution(*args).abs()
+    yield plain, "That is plain AtP's |estimate|: rerun it once per layer with that layer's writes detached."
+    yield plain * L / max(L - 1, 1), ("Every run gives plain AtP's estimate: the gradient was not dropped. Detach the "
+                                     "layer's writes *inside* the hooked run (`with model.hooks(fwd_hooks=...)`), so that "
+                                     "the backward pass of that run sees the cut.")
+
+
+register(CustomExercise(
+    id="06.graddrop", title="GradDrop", reference=_graddrop_reference,
+    judge=_model_judge("graddrop", _graddrop_reference, _graddrop_mistakes, _graddrop_args, "layers x heads"),
+    hints=["A forward hook that returns `act.detach()` passes the same numbers on but lets no gradient through. "
+           "Put one on what layer l writes to the stream (`blocks.{l}.hook_attn_out` and `blocks.{l}.hook_mlp_out`).",
+           "For each l: `with model.hooks(fwd_hooks=cut): acts, grads = atp.gradients(model, corrupt, names, metric)` "
+           "with names the layers' `attn.hook_z`; then `atp.attribution_patching(clean_cache, acts, grads, name, "
+           "(0, 1, 3))` per layer gives [heads].",
+           "Stack the L runs into [L, layers, heads] and combine them with the formula above."]))
+
+
+# --- 6.12 find it yourself ------------------------------------------------------------------------
 
 def _parse_site(site: Any) -> tuple[int, int] | None:
     if isinstance(site, str):
@@ -302,3 +478,152 @@ register(CustomExercise(
     hints=["Use the MLP-output sweep (layers x positions): a site counts when restoring that MLP's output there "
            "alone brings back more than half of the clean behaviour (normalised metric > 0.5).",
            "Positions count from 0 at BOS; negative positions count from the end."]))
+
+
+# --- 6.13 the neurons that carry the fact ------------------------------------------------------------
+
+def _parse_neuron(neuron: Any) -> int | None:
+    if isinstance(neuron, str):
+        m = re.fullmatch(r"\s*(?:L0N)?(\d+)\s*", neuron.upper())
+        return int(m.group(1)) if m else None
+    if isinstance(neuron, bool):
+        return None
+    try:
+        value = int(neuron)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return value if value == neuron else None
+
+
+def single_neuron_effects(model: Any, p: pairs.Pairs, layer: int = 0) -> tuple[Tensor, Any, Any]:
+    """Exact patching of each neuron of MLP ``layer`` alone at the last position: -> ([d_mlp], metric, clean cache)."""
+    metric, cache = pairs.normalised_logit_diff(model, p)
+    eye = torch.eye(model.cfg.d_mlp, dtype=torch.bool)
+    return patching.neuron_patch_effects(model, p.corrupt.to(model.W_E.device), cache, layer, -1, eye, metric), metric, cache
+
+
+def _judge_lookup_neuron(learner: Any) -> tuple[bool, str]:
+    value, problem = call_answer_function(learner, "lookup_neuron")
+    if problem is not None:
+        return False, problem
+    if not (isinstance(value, tuple) and len(value) == 3 and hasattr(value[0], "cfg")
+            and isinstance(value[1], pairs.Pairs)):
+        return False, "Return `model, p, neuron`: the model, the prompt pairs you patched (a `pairs.Pairs`) and a neuron."
+    model, p, named = value
+    n = _parse_neuron(named)
+    d_mlp = model.cfg.d_mlp
+    if n is None or not 0 <= n < d_mlp:
+        return False, f"Name one neuron of MLP 0 by its index, an int from 0 to {d_mlp - 1} (or 'L0N123')."
+    try:
+        effects, metric, cache = single_neuron_effects(model, p)
+    except Exception as exc:                                         # a model the check cannot patch
+        return False, f"The check could not patch this model: {type(exc).__name__}: {exc}"
+    if not torch.isfinite(effects).any():
+        return False, ("On your pairs the normalised metric is not a number: a pair's clean and corrupted logit "
+                       "differences are equal (its two answers may be one token on this model), so no neuron can be "
+                       "ranked. Use pairs whose answers differ.")
+    effects = effects.nan_to_num(nan=-float("inf"))
+    best = int(effects.argmax())
+    if effects[n] >= effects[best] - 1e-4:
+        second = effects.topk(2).values[1]
+        return True, (f"Right: L0N{n} alone brings back {effects[n]:.3f} of the answer (the next best {second:.3f}), "
+                      f"recomputed by patching each of MLP 0's {d_mlp} neurons on your {len(p.clean)} pairs.")
+    rank = int((effects > effects[n]).sum()) + 1
+    message = (f"L0N{n} brings back {effects[n]:.3f} and ranks {rank} of {d_mlp}; L0N{best} brings back "
+               f"{effects[best]:.3f}.")
+    try:
+        name = "blocks.0.mlp.hook_post"
+        acts, grads = atp.gradients(model, p.corrupt.to(model.W_E.device), [name], metric)
+        delta = (cache[name] - acts[name])[:, -1]
+        if n == int((delta * grads[name][:, -1]).sum(0).argmax()):
+            message += (" That is attribution patching's top neuron: a good guide here, but the check asks for the "
+                        "exact effect; verify AtP's few best candidates by patching them.")
+        elif n == int(delta.abs().mean(0).argmax()):
+            message += (" That neuron's activation changes most between the runs, but what matters is what the "
+                        "change does downstream, through W_out and the later layers: patch and measure.")
+    except Exception:
+        pass
+    return False, message + " Restore one neuron of `blocks.0.mlp.hook_post` at the last position at a time."
+
+
+register(CustomExercise(
+    id="06.lookup_neuron", title="The neuron that carries the most", reference=None, judge=_judge_lookup_neuron,
+    hints=["Restore `blocks.0.mlp.hook_post` from the clean run at the last position, one neuron at a time, and "
+           "record the normalised metric; the neuron with the largest value wins.",
+           "`patching.neuron_patch_effects(model, p.corrupt, clean_cache, 0, -1, masks, metric)` restores one set "
+           "of neurons per row of `masks` ([sets, d_mlp], bool): `torch.eye(d_mlp, dtype=torch.bool)` is one neuron "
+           "per row. `pairs.normalised_logit_diff(model, p)` gives the metric and the clean cache."]))
+
+
+# --- predict, then check -------------------------------------------------------------------------
+
+register_question(Question(
+    id="06.denoise_layer", title="Where the answer can be restored",
+    prompt="Restore the clean residual stream at the last position only, before one block. From which block's "
+           "input on (0, 1, 2, ...) does that alone bring back more than half of the answer?",
+    kind="number", abs_tol=0.0,
+    advise=lambda answer, truth, context: (
+        "Before block 0 the last position holds only its token and its position, the same in both runs: "
+        "restoring it changes nothing. The person is somewhere else then." if answer == 0 and truth > 0 else
+        f"Earlier: by the input of block {int(truth)} the heads before it have already brought both names to the "
+        "last position, so the whole answer can be restored there." if answer > truth else
+        "Later: at that point the names have not reached the last position yet." if answer < truth else None),
+    explain="Attention has to carry the names to the last position before the stream there holds the person."))
+
+register_question(Question(
+    id="06.mlps_over_half", title="How many MLPs restore most of the answer",
+    prompt="Restore one MLP's output at the last position from the clean run. How many of the MLPs bring back more "
+           "than half of the answer, each on its own?",
+    kind="number", abs_tol=0.0,
+    advise=lambda answer, truth, context: (
+        "One AND, one MLP? A later MLP's clean output was computed *from* MLP 0's clean AND: restoring it copies "
+        "that AND in, already amplified. The MLPs form a chain, and patching finds every link."
+        if answer < truth else
+        "Fewer than that: look at which MLP cannot bring it back." if answer > truth else None),
+    explain="Patching one component at a time finds every link of a serial chain, not only the one that makes "
+            "the AND."))
+
+register_question(Question(
+    id="06.atp_worst_head", title="The head AtP underestimates most",
+    prompt="At the last position, which head's exact effect will AtP underestimate most (a head like 'L1H2')?",
+    kind="name", pattern=r"L\d+H\d+", example="L1H2",
+    advise=lambda answer, truth, context: (
+        "Close: both name movers are badly underestimated, and which one is missed more depends on the sample "
+        "of pairs." if answer in context.get("name_movers", ()) else
+        "A later head moves little of the person: its exact effect is small, so AtP cannot miss much of it. Look "
+        "for a large exact effect that sits before a switch." if answer.startswith("L") and answer != truth
+        else None),
+    explain="The name movers feed MLP 0's AND, which is flat around the corrupted run: the tangent there sees "
+            "little of what the exact patch does."))
+
+register_question(Question(
+    id="06.atp_worst_mlp", title="The MLP AtP underestimates most",
+    prompt="At the last position, which MLP's exact effect will AtP underestimate most (an MLP like 'MLP 2')?",
+    kind="name", pattern=r"MLP\d+", example="MLP 2",
+    advise=lambda answer, truth, context: (
+        "The last MLP has the least network after it, so a tangent describes its effect best." if
+        answer == context.get("last") and answer != truth else None),
+    explain="The more non-linear network lies after a component, the less of its effect a tangent taken at the "
+            "corrupted run can see; the MLP that makes the AND has the whole chain after it."))
+
+register_question(Question(
+    id="06.graddrop_change", title="What GradDrop changes",
+    prompt="GradDrop reruns AtP with one layer's gradient cut at a time. Its rank agreement with exact patching, per "
+           "head, compared with plain AtP's, will ...",
+    choices=["rise by more than 0.15", "change by less than 0.15 either way", "fall by more than 0.15"],
+    messages={"rise by more than 0.15": "GradDrop rescues nodes whose direct and indirect effects cancel. The "
+              "name movers are missed for another reason: their effect passes through a switch (the AND) that is "
+              "flat at the corrupted run, and every GradDrop run still linearises there."},
+    explain="GradDrop targets cancellation; it cannot fix a tangent taken on the flat side of a switch."))
+
+register_question(Question(
+    id="06.neurons_for_half", title="How many neurons the fact needs",
+    prompt="Restore MLP 0's neurons at the last position together, the one with the largest effect alone first, "
+           "then the next, and so on. How many neurons does it take to bring back half of the answer?",
+    kind="number", rel_tol=0.3,
+    advise=lambda answer, truth, context: (
+        f"Far more: the best single neuron brings back only {context['best']:.3f}. The AND is spread over many "
+        "neurons, each contributing a little." if "best" in context and answer < truth / 1.3 else
+        "Fewer: the neurons' effects grow together (restoring several does more than the sum of each alone)."
+        if answer > truth * 1.3 else None),
+    explain="A distributed code: no neuron holds the fact, and the neurons' effects are not additive."))

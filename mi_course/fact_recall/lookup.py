@@ -119,3 +119,52 @@ def excess_by_mlp(model: Any, four: Sequence[Tensor], answers: Tensor) -> dict[s
             out["direct"].append(along_answer(y[0], 0) - rest)
             out["created"].append(along_answer(y_additive, 0) - rest)
     return {k: torch.stack(v).cpu() for k, v in out.items()}
+
+
+def swapped_surname_names(kb: Any, n: int, seed: int = 0) -> tuple[list, list, list]:
+    """Names for the linearity-break test of *Fact Finding*: ``n`` pairs of people (A1 B1), (A2 B2); the same
+    names with the surnames swapped, (A1 B2), (A2 B1), both nobody; and two other names that are nobody,
+    (X1 Y1), (X2 Y2), made of first and last names not in the pair. -> (known, swapped, unknown), each a list of
+    ``n`` pairs of (first, last)."""
+    gen = stream(seed, "fact_recall.swapped_surnames")
+    people = kb.people
+    firsts = sorted({p.first for p in people})
+    lasts = sorted({p.last for p in people})
+    pick = lambda seq: seq[int(torch.randint(len(seq), (1,), generator=gen))]
+    known, swapped, unknown = [], [], []
+    while len(known) < n:
+        p, q = pick(people), pick(people)
+        if p.first == q.first or p.last == q.last:
+            continue
+        c, d = (p.first, q.last), (q.first, p.last)
+        if c in kb.by_name or d in kb.by_name:
+            continue
+        others = []
+        while len(others) < 2:
+            x = (pick(firsts), pick(lasts))
+            if x not in kb.by_name and x[0] not in (p.first, q.first) and x[1] not in (p.last, q.last) and x not in others:
+                others.append(x)
+        known.append(((p.first, p.last), (q.first, q.last)))
+        swapped.append((c, d))
+        unknown.append(tuple(others))
+    return known, swapped, unknown
+
+
+def linearity_break(known: Tensor, swapped: Tensor, unknown: Tensor) -> Tensor:
+    """How far a function of the names is from linear (*Fact Finding*): the distance between the midpoints of
+    f(A1 B1), f(A2 B2) and of the swapped f(A1 B2), f(A2 B1), relative to the distance to the midpoint of two
+    unrelated unknown names. 0: the four points form a parallelogram (linear); about 1: the swapped names look
+    like any unknown names. known, swapped, unknown: [n, 2, d] -> [n]"""
+    return (known.sum(1) - swapped.sum(1)).norm(dim=-1) / (known.sum(1) - unknown.sum(1)).norm(dim=-1)
+
+
+def last_position_outputs(model: Any, names: list[tuple[str, str]]) -> dict[str, Tensor]:
+    """Each MLP's input (the stream it reads, ``hook_resid_mid``) and output, at the last position of the fact
+    prompt for each (first, last) name. -> {"input": [layers, n, d_model], "output": [layers, n, d_model]}"""
+    tokens = fact_prompt_tokens(names).to(model.W_E.device)
+    keep = lambda name: name.endswith(("hook_mlp_out", "hook_resid_mid"))
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=keep)
+    L = model.cfg.n_layers
+    return {"input": torch.stack([cache[f"blocks.{l}.hook_resid_mid"][:, -1] for l in range(L)]).cpu(),
+            "output": torch.stack([cache[f"blocks.{l}.hook_mlp_out"][:, -1] for l in range(L)]).cpu()}

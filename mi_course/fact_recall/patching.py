@@ -320,3 +320,46 @@ def ablate_outputs(model: Any, tokens: Tensor, hook_names: Sequence[str], mode: 
         _, cache = model.run_with_cache(tokens if reference is None else reference, names_filter=list(hook_names))
     means = {n: cache[n].mean(0, keepdim=True) for n in hook_names}
     return [(n, lambda act, hook: means[hook.name].expand_as(act).clone()) for n in hook_names]
+
+
+def neuron_patch_effects(model: Any, corrupt: Tensor, clean_cache: Any, layer: int, pos: int, masks: Tensor,
+                         metric: Callable[[Tensor], Tensor], max_rows: int = 4096) -> Tensor:
+    """``metric`` of the corrupted run with a set of MLP ``layer``'s neurons restored from ``clean_cache`` at
+    position ``pos``, one set per row of ``masks`` ([sets, d_mlp], bool). -> [sets]
+
+    Restoring neurons changes the MLP's output by ``Σ_n (post_clean[n] - post_corrupt[n]) W_out[n]``, so each
+    set is one edit of the stream after the MLP, and only positions ``pos..`` are recomputed (as in
+    :func:`patch_sweep`). A model that cannot be resumed is patched with hooks on ``mlp.hook_post`` instead.
+    ``masks = torch.eye(d_mlp, dtype=bool)`` is a sweep over single neurons.
+    """
+    T = corrupt.shape[1]
+    pos = pos % T
+    post = f"blocks.{layer}.mlp.hook_post"
+    masks = masks.to(torch.bool)
+    with torch.no_grad():
+        run = _corrupted_run(model, corrupt, [Site(post, pos), Site(f"blocks.{layer}.hook_mlp_out", pos)])
+        if not _can_resume(model, run):
+            sites = []
+            results = []
+            for mask in masks:
+                def hook(act: Tensor, hook: Any, mask: Tensor = mask) -> Tensor:
+                    act = act.clone()
+                    clean = clean_cache[post].to(act.device)
+                    act[:, pos, mask] = clean[:, pos, mask]
+                    return act
+                results.append(_as_float(metric(model.run_with_hooks(corrupt, fwd_hooks=[(post, hook)]))))
+            return torch.stack(results) if results else torch.zeros(0)
+        delta = clean_cache[post].to(run.logits.device)[:, pos] - run.cache[post][:, pos]      # [batch, d_mlp]
+        W_out = model.W_out[layer]                                                            # [d_mlp, d_model]
+        base = (run.cache[f"blocks.{layer}.hook_resid_mid"][:, pos:] + run.cache[f"blocks.{layer}.hook_mlp_out"][:, pos:])
+        prefix = run.logits[:, :pos]
+        out = []
+        per_chunk = max(1, max_rows // run.batch)
+        for start in range(0, len(masks), per_chunk):
+            chunk = masks[start:start + per_chunk].to(delta.device, delta.dtype)             # [sets, d_mlp]
+            edit = torch.einsum("sn,bn,nd->sbd", chunk, delta, W_out)                         # [sets, batch, d_model]
+            x = base.repeat(len(chunk), 1, 1)
+            x[:, 0] = x[:, 0] + edit.flatten(0, 1)
+            logits = _finish(model, run, x, 2 * layer + 2, pos)
+            out += [_as_float(metric(torch.cat([prefix, rows], dim=1))) for rows in logits.split(run.batch)]
+    return torch.stack(out)
