@@ -29,12 +29,12 @@ class Puzzle:
 
 
 PUZZLES: tuple[Puzzle, ...] = (
-    Puzzle("P1", "similar_embeddings", "Suspiciously similar embeddings", "●○○", 20, "ready",
-           ("P1", "P1.centre")),
-    Puzzle("P2", "word2vec", "Word2vec inside a transformer", "●●○", 30, "ready",
-           ("P2", "P2.last_layer")),
-    Puzzle("P3", "word_position", "Where am I in the sentence?", "●●●", 40, "ready",
-           ("P3", "P3.confound")),
+    Puzzle("P1", "similar_embeddings", "Suspiciously similar embeddings", "●●○", 30, "ready",
+           ("P1", "P1.push")),
+    Puzzle("P2", "word2vec", "Word2vec inside a transformer", "●●○", 40, "ready",
+           ("P2", "P2.length", "P2.last_layer")),
+    Puzzle("P3", "word_position", "Where am I in the sentence?", "●●●", 50, "ready",
+           ("P3", "P3.confound", "P3.counting")),
 )
 
 

@@ -237,17 +237,45 @@ def test_p1_the_measurements_the_puzzle_rests_on(name):
     assert geometry.mean_pairwise_cosine(geometry.centre(E[unused])) < 0
 
 
+def _loader_unembedding(name: str, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """[d_vocab, d_model]: W_U.T as models.load processes it, from the raw (tied) weights, optionally other rows."""
+    raw = models.load(name, device="cpu", processed=False).state_dict()
+    W = (raw["unembed.weight"] if rows is None else rows) * raw["ln_final.weight"]
+    W = W - W.mean(1, keepdim=True)
+    return W - W.mean(0)
+
+
+def test_p1_the_contrast_and_the_main_answer_from_the_weights():
+    unused, used = torch.from_numpy(world.unused_token_ids()), torch.from_numpy(world.used_token_ids())
+    low_model, high_model = "gelu-3l-facts", "attn-only-1l"
+    loaded = {n: models.load(n, device="cpu").W_U.detach().T for n in (low_model, high_model)}
+    assert torch.allclose(_loader_unembedding(high_model), loaded[high_model], atol=1e-4)   # the rebuild is the loader's
+    low, high = (geometry.mean_pairwise_cosine(loaded[n][used]) for n in (low_model, high_model))
+    assert high > 3 * low
+    raw = {n: models.load(n, device="cpu", processed=False).state_dict()["unembed.weight"] for n in (low_model, high_model)}
+    W = raw[high_model].clone()
+    W[unused] = W[unused] / W[unused].norm(dim=-1, keepdim=True) * raw[low_model][unused].norm(dim=-1).mean()
+    counterfactual = geometry.mean_pairwise_cosine(_loader_unembedding(high_model, rows=W)[used])
+    assert evaluate("P1", counterfactual)
+    for wrong in (high, low, geometry.mean_pairwise_cosine(geometry.centre(loaded[high_model][used]))):
+        verdict = evaluate("P1", wrong)                   # the numbers a learner meets on the way get nudges
+        assert not verdict and "not it" not in verdict.message, (float(wrong), verdict)
+
+
 def test_p1_gradients_and_the_bonus_answer(facts):
     E = facts.W_E.detach()
-    unused, used = torch.from_numpy(world.unused_token_ids()), torch.from_numpy(world.used_token_ids())
+    unused = torch.from_numpy(world.unused_token_ids())
     tokens = training.held_out_tokens(training.RECIPES["gelu-3l-facts"], n_rows=8)
-    logits, cache = facts.run_with_cache(tokens, names_filter=lambda n: n == "ln_final.hook_out")
+    logits, cache = facts.run_with_cache(tokens, names_filter=lambda n: n in ("ln_final.hook_out",
+                                                                              "blocks.2.hook_resid_post"))
     x = cache["ln_final.hook_out"].flatten(0, 1)
     grad = logits.softmax(-1).flatten(0, 1)[:, unused].T @ x                        # [60, d_model]
     assert geometry.mean_pairwise_cosine(grad) > 0.9
-    assert torch.nn.functional.cosine_similarity(E[unused].mean(0), x.mean(0), dim=0) < -0.5
-    assert evaluate("P1.centre", geometry.mean_pairwise_cosine(geometry.centre(E[used], reference=E)))
-    assert not evaluate("P1.centre", geometry.mean_pairwise_cosine(geometry.centre(E[used])))
+    push = torch.nn.functional.cosine_similarity(E[unused].mean(0), x.mean(0), dim=0)
+    assert push < -0.5 and evaluate("P1.push", push)              # 8 rows of held-out text suffice
+    assert not evaluate("P1.push", -push)
+    before_ln = torch.nn.functional.cosine_similarity(E[unused].mean(0), cache["blocks.2.hook_resid_post"].flatten(0, 1).mean(0), dim=0)
+    assert not evaluate("P1.push", before_ln)
 
 
 def test_p2_relation_vectors_beat_random_and_the_answer_holds(facts):
@@ -281,6 +309,38 @@ def test_p2_the_last_layer_measurements(facts):
     assert geometry.mean_pairwise_cosine(geometry.centre(V[capitals], reference=V[used])) > 0.9
 
 
+def test_p2_letters_per_word_from_the_weights(facts):
+    vocab = world.VOCAB
+    ids = torch.tensor([t for t in world.used_token_ids().tolist() if vocab[t].isalpha()])
+    y = torch.tensor([len(vocab[t]) for t in ids.tolist()], dtype=torch.float)
+    X = facts.W_E.detach()[ids]
+    fit, test = slice(0, None, 2), slice(1, None, 2)
+
+    def r2(penalty: float) -> tuple[float, float]:
+        mean_x, mean_y = X[fit].mean(0), y[fit].mean()
+        A = X[fit] - mean_x
+        w = torch.linalg.lstsq(A.T @ A + penalty * torch.eye(X.shape[1]), A.T @ (y[fit] - mean_y)).solution
+        return tuple(float(1 - (y[h] - (X[h] - mean_x) @ w - mean_y).pow(2).sum() / (y[h] - y[h].mean()).pow(2).sum())
+                     for h in (fit, test))
+
+    scores = {pen: r2(pen) for pen in [0.0] + torch.logspace(-2, 3, 41).tolist()}
+    best = max(scores, key=lambda pen: scores[pen][1])
+    assert evaluate("P2.length", scores[best][1])
+    assert evaluate("P2.length", r2(10.0)[1]) and evaluate("P2.length", r2(3.0)[1])   # a coarse grid passes too
+    for wrong in (scores[0.0][1], scores[0.0][0], scores[best][0]):     # held out without a penalty; fitted half
+        assert not evaluate("P2.length", wrong)
+
+
+def test_p2_no_rival_fix_brings_the_last_layer_analogies_back(facts):
+    countries = vectors.word_ids([c for c, _ in world.COUNTRIES])
+    capitals = vectors.word_ids([k for _, k in world.COUNTRIES])
+    used = torch.from_numpy(world.used_token_ids())
+    V = vectors.word_vectors(facts, torch.arange(len(world.VOCAB)), "blocks.2.hook_resid_post")
+    normed = facts.ln_final(V)
+    for fixed in (V - V[used].mean(0), normed, normed @ facts.W_U):
+        assert relations.analogy_accuracy(fixed, countries, capitals, world.VOCAB) < 0.5
+
+
 def test_p3_probes_per_place_and_the_local_context(facts):
     train, test = position.position_data(96), position.position_data(32, first_doc=10**8 + 10**6)
     hooks = position.residual_hooks(facts.cfg.n_layers)
@@ -304,6 +364,33 @@ def test_p3_probes_per_place_and_the_local_context(facts):
     smallest = next(k for k in (1, 2, 3) if context[k] >= max(hard.values()))
     assert evaluate("P3.confound", smallest) and context[1] < max(hard.values()) - 0.08
 
+
+
+def test_random_sentences_labels_and_the_counting_answer(facts):
+    data = position.random_sentences(4, seed=3)
+    stop = world.TOKEN_ID["."]
+    assert (data.tokens[:, 0] == world.BOS_ID).all() and (data.word_pos[:, 0] == -1).all()
+    for row in range(4):                                   # positions count up from 0 and restart after each full stop
+        expected = 0
+        for token, pos in zip(data.tokens[row, 1:].tolist(), data.word_pos[row, 1:].tolist()):
+            assert pos == expected
+            expected = 0 if token == stop else expected + 1
+    assert torch.equal(position.random_sentences(4, seed=3).tokens, data.tokens)
+    assert not torch.equal(position.random_sentences(4, seed=4).tokens, data.tokens)
+    train, test = position.random_sentences(64), position.random_sentences(32, seed=1000)
+    hooks = position.residual_hooks(facts.cfg.n_layers)
+    train_acts, test_acts = (position.collect_residuals(facts, d.tokens, hooks) for d in (train, test))
+    mask = train.word_pos >= 0
+    labels = train.word_pos[mask].clamp(max=position.N_CLASSES - 1)
+    target = test.word_pos.clamp(max=position.N_CLASSES - 1)
+    far = (test.word_pos >= 3) & (test.line > 0) & (test.tokens != stop)
+    errors = {}
+    for hook in hooks:
+        predicted = position.fit_probe(train_acts[hook][mask], labels).predict(test_acts[hook].flatten(0, 1))
+        errors[hook] = (predicted.view_as(target) - target).abs()[far].float().mean().item()
+    constant = (target[far] - target[far].float().median()).abs().mean().item()
+    assert evaluate("P3.counting", min(errors.values())) and min(errors.values()) < constant - 0.4
+    assert not evaluate("P3.counting", constant) and not evaluate("P3.counting", errors["blocks.0.hook_resid_pre"])
 
 # --- no way to the answer that is cheaper than solving the puzzle ---------------------------------
 # How a reader could find an answer without solving: (1) read the learner's notebook, a hint, or a message

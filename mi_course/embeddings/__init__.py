@@ -17,7 +17,7 @@ The puzzle notebooks are ``solutions/puzzles/P*.ipynb``; the puzzle map is :mod:
 from .answers import check_answer, hint
 from .geometry import centre, cosine_matrix, mean_pairwise_cosine, off_diagonal, shared_direction_share
 from .position import (ProbeResult, collect_residuals, context_features, fit_probe, majority_baseline, position_data,
-                       probe_accuracy, probe_layers, residual_hooks)
+                       probe_accuracy, probe_layers, random_sentences, residual_hooks)
 from .relations import (analogy, analogy_accuracy, fraction_explained, held_out_explained, order_correlation,
                         relation_vector)
 from .vectors import word_ids, word_vectors
@@ -25,5 +25,5 @@ from .vectors import word_ids, word_vectors
 __all__ = ["ProbeResult", "analogy", "analogy_accuracy", "centre", "check_answer", "collect_residuals",
            "context_features", "cosine_matrix", "fit_probe", "fraction_explained", "held_out_explained", "hint", "majority_baseline",
            "mean_pairwise_cosine", "off_diagonal", "order_correlation", "position_data", "probe_accuracy",
-           "probe_layers", "relation_vector", "residual_hooks", "shared_direction_share", "word_ids",
+           "probe_layers", "random_sentences", "relation_vector", "residual_hooks", "shared_direction_share", "word_ids",
            "word_vectors"]

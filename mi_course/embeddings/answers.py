@@ -328,49 +328,48 @@ def main(argv: list[str] | None = None) -> None:
 QUESTIONS: dict[str, Question] = {
     'P1': Question(
         id='P1',
-        kind='choice',
-        salt='P1:59e460206167f008',
-        digests=(
-            '96f8d7315e7d24f70629b011',
-        ),
-        choices={
-            'a': 'They started out alike: the recipe gives every token it never sees one shared initial row, and as nothing in training touches those rows, they stay where they started.',
-            'b': 'Weight decay is the only force on a row that is never used: it shrinks all 60 towards zero, and once the vectors are that tiny, round-off dominates their cosines and brings them near 1.',
-            'c': 'The tokenizer maps all 60 words to one id (`<unk>`), so training only ever updates one shared row, and the 60 rows we read are copies of that single row.',
-            'd': 'Through the tied unembedding: at every position training lowers their logits, and that push points the same way for all 60, so they grow along one direction that swamps their random start.',
-            'e': "LayerNorm removes each vector's mean and rescales it, which pulls the embeddings of rare words towards one direction; the used words escape because their own gradients keep them apart.",
-        },
-        hints=(
-            'Compare a freshly initialised model (`training.native_model(training.RECIPES[model])`) with the trained one: when did the similarity appear?',
-            'An unused word is never an input. Through which matrix can the loss still reach its embedding row? (The zoo ties `W_U = W_E.T`.)',
-            'At every position the softmax gives each unused word a small probability, and training pushes it down. Which direction does that push the row in, and does it depend on which unused word it is?',
-        ),
-        nudges=(
-            ('a9a929d090f18d946efde07b', '2NnVu-bC0cd2Z3IvXYxoOrP8AKtqcryXyAkaEZQOgVRCJvNW4-4iK_vpS1DCXwG4CL_1G4ONiysXScQafJ4iRsWObLlMq8JCo1LFWXuaGEhBozfBEnRX7TvDMNgx_4f2qo4K2sEnauR3q3P5rIzwpObwh5ajKz-USDcR8BLFF4eCpF7JliOs2dTL0ebm3A=='),
-            ('cc72a8501834a4bf203c67d6', '4eB1z_ZXLL-SyuEWNNfXr_o8UnZxESLIAEZ6lxZvAnM_v86zjxHqRCrx_UyoHZ3wOxzuXz-rVo2UdyPWnc7D0hpEraT_4uqr2hc='),
-            ('5eec54e060887454f2f332cb', 'TVwiqKRot41QgbTadjDHJwy7akneZP4iu4zqdBGTFypNG_nCBJMOqqF6_JDCxp3CocuFhG5m3QUH6qOEQoQxxQkd3bzBwPRh8bG0Hqip2fj72w1anKeSEipdlOBFyY2g'),
-            ('a20a003a0696eb884e5d794b', 'GSGSLT9TxnPuFX8LvT2_Qn_X2Z9iqprkLgWXjePBdyN5zPZrXg7AZOzdIQO4bQUVMLJgDF6W6JPk0auyHT69wbvDHBie7YriqcY2LBVCq8MrpX5F_7kTDACcvfF9UXzg_mmzpBjfHkcZBdZry3uibWrz3y_wyu3jcw=='),
-            ('f20d7780e689ebabeeced08d', 'CdYZCmpSt6Oym00nxBPah9NgdttyV5-HJ1N72DmGd9NQ7wTSToIktgCE_XT3e9z9cK22MXi_J3Gvr3TvjEhNt-ggSnUWbvrdzxHUI1z8mx7LoNhqGx2yRT-zN_QknlimwdV62oWV'),
-        ),
-    ),
-    'P1.centre': Question(
-        id='P1.centre',
         kind='number',
-        salt='P1.centre:e34d1bfb55ff7771',
+        salt='P1:49ba6502b9f0d5b3',
         digests=(
-            'ad079054b79bf2e8b2ca7fcb',
+            'a8facba59c8cd731064e7d95',
         ),
         step=0.01,
         cells=2,
         fraction=False,
         hints=(
-            '`centre(E[used], reference=E)` subtracts the mean of all rows.',
-            "Then `mean_pairwise_cosine` of the result. Compare with centring on the used words' own mean: why do the two differ?",
+            'Both models tie W_U to W_E in training, yet as loaded their W_U and W_E differ. Load each model with `processed=False` too and compare: what did the loader do to W_U?',
+            'Processing subtracts a mean. Which rows of W_E weigh most in a mean over the whole vocabulary, and how long are they in each model?',
+            "For the counterfactual, start from the unprocessed weights, rescale the rows in question, then redo the loader's steps in the same order.",
         ),
         nudges=(
-            ('9c057be0de2d37a0f43eac11', 'J_1U1MgGJzlhDR2GAIB_eiCtPY7DFB5wt-IpgGw9tLJtCp67DD-mgFYpWjtiT5X3445oi8RWMCa0iisoWATV5N3gfuNcaoVogZU4mZuMlXCG3dH0DRrOtCRSPA=='),
-            ('d53caad26989109c01930645', 'd57VQmxnXRfAPdsorhXWq4is7Tn-jTp8ZZ8ECuG83bhK51s9MEMUm1_5Gt96Cqt02Qif8Hr8K2bGd_qMjy1MQZ3VrUR_43Ijc4yJTb9mHFqyRWFrcihfOTCyMR5VxNynbTdwKD51aVgQNsIvcgnBmKwg-V5N_H55AIhtvvne68uQbY12Z5iKkpLfjJIg-_wqPMA9pPoEjec='),
-            ('55bc015ad6a7c007f8df952b', '856hDHboNdbsR-hh3Lrc9jbXwNRPQW2y5yChanG_mBSV7B2Ahp5ELJe9KDv8Qg_hv5vB7N03n-NK0mOrtLgI9sh9hNlzjhSLmBFiQxy3yJg='),
+            ('36282c56dc2d87ead56fb965', 'iF5_kxhuVx47Gd0x5d-u1ZPg-LvHNvHQTpJ3LE5gO9_M5h20JfaWfC5MbazWBW9kX_HOMUOgUXuJt1sHXim7zctA9Js3haxy-_aJsNHGj1h6mJId770pmtnFR64DdPmilq0dm_LqnNEuu9SitEjkYexayqOTNpN2TeFVzVwoGe9lSAaLgmcw0zHRIYtMxEX-2KpmFWHZJm2AqfgF5YsgkuaTK5G08n-Eol4dD14zSO5QIpPDhSS-'),
+            ('5d0cbea35acb73fbf5a9c655', 'wSLmUR4990cmUAuxbVM2Xdn7-_h617Z8lkSM1eVyJipsxn8OHr6i5DVDUJ_W46V2BjMFc-b5yA8Tshf3s49oF2aROVCmqUKZIQYK_TLD1ai9eVbqzG-i386Hw8YTGlceNEy-CIrHkfcGfzy42EOfvWBzeb8s7yF8G-HPVzaKGz2gyqm1UB_lsVPIq2ZxjMNRFZgFHSK2ZOMMTGj0sIvWWS3KgeBROkrqmx0hzhBjgKeisxGgrl5iqb22Gg=='),
+            ('c80240b5f6f9c5d1905df05e', '4jKUWiy6IxBOyi_VN5Bb18h__zqQl1NVNCdSPfGV1HnjqgK2EqZE5dUPvnufDWgIqT07fihNIMG7NNVprE4SXe564jAeEMn5nwZGCT06qydM01RkdsEsPx2nXD0wcuMcsEJXUPAJznsd3XRaFqN8lVsoi1iKhqH4Cx0uYB5Pm8rJIK4QZOnTjTKzNK0QQujddLoRckan86s='),
+            ('2e3269a5bc55f11a00c8b0d1', 'uyHurGOoleKAPmlwIuz5i5Z5u60l-b-yBaxvl_lzTnydBrWwj08Jckl8T35lJZmT71y2As9C2Ji1tWwO4IQO20jgTFLkLwR8dQ7riINY3LPIbcva_z-a5ZPd0tq0gERmNLOuqbrDnVtSn68eN17MMIRYnFu7xnKJrT413x0G_A1b1HdjYB8Xeaa01GAaroUfhfU='),
+            ('96010ce068813abf700fe235', 'lIpd6hLPsRIryCnZfc6GB7UCpMEIbEzVxMn3h0lHRjeRfnssvWFid9d1rMjdBz17pSwegGzDmoH3NtgalX-B7rYd1DrYGSalxjegMq5jAq8FNupRTL25YAR1GG9OB7lHVxG476jTD2eVpZKOD9uvAdUU3dpkJq4Dz1TjLa8GtQ=='),
+        ),
+    ),
+    'P1.push': Question(
+        id='P1.push',
+        kind='number',
+        salt='P1.push:8a74828fbeafe806',
+        digests=(
+            '8136924acb454c915c1cfe29',
+        ),
+        step=0.01,
+        cells=3,
+        fraction=False,
+        hints=(
+            'An unused word is never an input. Through which matrix can the loss still reach its row? (The zoo ties `W_U = W_E.T`.)',
+            "Write the gradient of the cross-entropy with respect to a word's unembedding column when that word is never the target. Along which vector does it point, and does that depend on which unused word it is?",
+            'Average that vector over the positions of some held-out text (`training.held_out_tokens`).',
+        ),
+        nudges=(
+            ('0208c0544b7a8e9814be2677', '1HYAezR-dFU0LhHCy4osfhgZOadTVa-Dk-ffSvsrjSp4iGt494JSVR5bMiPjFkaE5xA42T5Y-M-hXnL7gbQMzxRPscK4uYsdl0Km8-yls7HvlBJxucd7vhPhNt_46pUPNe6wE2Ikt6zOKG6l6_IMlqBDCg=='),
+            ('6598c832712f49acf8919a90', 'iQpB8hJ9tg-On2Rj7l3c-goZ9LwVWpW2VJHbPxJg42YCALzi_bDYaNCbO4E2zI0iPbN6YhvKNrcyikPV0psF7weWtLZDbu7O8PH6GcPKbPecScCoAub0Kx4j7ZcAJaPVTqn9s3kn7I7ywZ4u700e_y7gPKGafh34fRjdUqpCwi7mG-eW6RL6B1ZHsXtYY56s7APrerHBLWPAEgua2wQo'),
+            ('3a754d15e7b6ffc0ed5bd2ce', 'wUJiwLbYdM4hgO3RbDucF5go-TkzLl-fBEYVvNV8DZrNfG45jU-E_V7QuQWqK_UGgixOvLLWamFqC4xqCuUHmPH4lR5K3MoQ2QNAPIJS09juHgqJ76HmId16HQ23NfXsTtvB'),
+            ('6b0a72d35d61cf5f01dc0500', '88r0C2uuWe_z6A-Vjk6mMV_jwKMR0Z14c-TFoOo1d9qGNbFOrl5GEuyx7v0ZiWiW7nL2mrIJhKyRmSk_OzpHAVwX6xnBIaJ4D646tn7ApZSbMRrh8rv61tNswpHXcizn9Y3msIbjBaf8'),
+            ('1b7576a5212d1a0538b54f72', 'mk7MB7-rZ9NsnwTEwbPEuDFJfaxL5EfAf_KxZN_nZRPoZWwICXu425odWY1PJn4bXsf-WXaBLxQ81OZ4AzDsyEcgBcl1dwcZQVGio-HJbrpUObe304LFZewJxXTqP0ijo_Chv2OHnQVEsBL513C58HkwNm40vg2x4Ho='),
         ),
     ),
     'P2': Question(
@@ -385,7 +384,7 @@ QUESTIONS: dict[str, Question] = {
         fraction=True,
         hints=(
             'For pair i: the relation vector is the mean of the other 37 differences; `fraction_explained(d_i, r)`.',
-            '`held_out_explained(A, B)` does the leave-one-out loop for you; average its first output over the 38 pairs.',
+            'Leave one pair out at a time: 38 relation vectors, each from 37 pairs, and 38 fractions to average. Does a random direction do as well?',
         ),
         nudges=(
             ('9a7592fb2f7207ae89232c35', '_mcorzUrab7qmn-zA_ykt1D8L7yT1BIkriZu_k57YH6vX0T86FzPpDThT_zCBpbw7liQaK61bLo1c9HkkuQZLkhe9Y_ux54NCBwJgST0kxM70whn6BcVdp8OJ0EvvmQnzUWHGYWm'),
@@ -395,27 +394,50 @@ QUESTIONS: dict[str, Question] = {
             ('b79b93dce7a4c4ddedc87446', 'gCVLS0N-ctO4DM-XHrPeEt63i4-UtAepU7I39KOHM7gamyFn4kVpgzEqTK4ZyxR60A5RhIp5UasOpwHqoITVPsIqZzCG4RKH8oj5jYhO4Uj_tM_x_mB3tMjAfSXdJyOYkof-2aUM'),
         ),
     ),
+    'P2.length': Question(
+        id='P2.length',
+        kind='number',
+        salt='P2.length:49835cd65a218f68',
+        digests=(
+            '9584c0693568f7dbc98f6f5d',
+        ),
+        step=0.01,
+        cells=4,
+        fraction=False,
+        hints=(
+            'Ridge regression has a closed form: `w = solve(XᵀX + λI, Xᵀy)` on centred X and y. Fit on one half, score R² on the other.',
+            'Try penalties over several orders of magnitude: too small fits noise, too large predicts the mean.',
+        ),
+        nudges=(
+            ('bf6d41f01acdacc93e857897', 'MYFVfqA8vNp47xGU8lj3iynQa4lF3SLRxWSmeNqUTjkl666E1LIwLWsCe8mUlcRU8CQKGtfJ0fLAX5iJU5eqV5vVK6rbiAGzeMir9IfUumfhRzSKLiBMEmN138eh4uzLYG5htETFOylyv7bUuCFbJ4IO0sEWurogwjwXn6qdtlYq1CmPUjXeLfTiYpabyyw='),
+            ('b224db8420275ea2afe472cd', 'oXftneTatATKtbwp1u5ilYRqwRiI1NP2gDD4H6VPU5COdBa2HgY05h64vF_f-_fkfWGxXpUUXW3MRat45K_llRsTjGz9cDdBD0T92-ktN8QvAzAH0h6PgWPXe9Z5tSjmg8tC5rcMNTtRUJwyuNQ5GjVdzyzdQV-ideW31P6NuaPUs-UYC42BNXU1fLhrDBQ='),
+            ('ceec545e7e98ca0d8f8d0207', 'TgGyA-PKuzh8-Paq1isfKjLVzM-XP9tVLExACA270Qfd0bFi-O9Ql556lly7VMQSputgu8fs36i3I93TuZ5TJemVuTzwPq7IOXJlzaT5yad5yCE8XDrhGZOsTBEdNuhiecJnvwmeAafOZcl0QHyTgD8RG6Aj8ZlmJblFkzI5gkYTQ4AgfsRqeM1wpwh0jGwltLGv_NEe-V8_lgvKkaTJ7w3jVM9_wUEtNGmfgA=='),
+            ('7d97ae6e094dfa5755470a7e', 'Y0tpmN8zEfrjKd9szsvAcKA38Q3CtNIepXkyzU73mjSzVppFikbAP7Ml7jj5IR_ARIMWQsiOA1z3D8U3EaEVanStEzLvCsb7sOro6nwcZBLEEA9ilWdkVoOdM8bqbMR1Ff2d0xXKici48cxWnoSgOMonG9tU_cMrQ9YD2sQ9lcVSDtC9HI-fmivFrFoFLDZJK1gOHMKXfza7sw94p8M2'),
+            ('47580ba4a381005e3ae2e088', 'qrp_XXgutKW3M6ibBopivLCjG3S4oiW0WtbJcbE7U-UriViCdCJER7CLmIKByhBCPXiznW3rcbdzs64In5Oo9DlQSWse9BQdnGkzsGRR8t1dQLrQIc65HjIAvBoOCH5uXhLBy1AmO6u0TAmWTrH_YtKTr_qLgp0Ftvdkiarzppa8ZIb55Yp1517xQ0SvCo1zAJ4kkrdNL-WBDjHJYiO-aeR1Rl0Fv3HP1wc8b4ysxqzYCC2U_4R-jRZTPF_v1qw='),
+        ),
+    ),
     'P2.last_layer': Question(
         id='P2.last_layer',
         kind='choice',
-        salt='P2.last_layer:ed48cbe104942bdb',
+        salt='P2.last_layer:621f73ddf2113acb',
         digests=(
-            'f7e36bb9183c3c50d7e99aab',
+            '169ff0c9c90374532e5680b1',
         ),
         choices={
-            'a': 'The relation vector is estimated from too few pairs at the last layer, where the vectors are large and noisy: with more pairs, the analogy would work again.',
-            'b': "The last layer's vectors are so small that numerical noise dominates the cosines between them, so the nearest neighbour of `Kenya - Spain + Madrid` is close to random.",
+            'a': "A shared direction swamps every cosine after the last block: one huge common component decides the nearest neighbour. Centre on the used words' mean and the analogy works again.",
+            'b': 'The last residual is read through ln_final: without that LayerNorm each word keeps its own offset and scale, and the cosines compare the wrong things. Apply it and the analogy works again.',
             'c': "There a lone word's vector mostly says what kind of word it is (and so what comes next), hardly which one: every capital looks alike, and no identity is left to land on.",
             'd': 'An analogy only works where words are read out by the unembedding: the residual stream must be multiplied by W_U first, and then Nairobi would come out on top.',
         },
         hints=(
-            "Compute the mean pairwise cosine of the 38 capitals' vectors after block 2, centred on the used words.",
+            'Every option predicts what a one-line test would show (centring, ln_final, W_U). Run the tests: which of them bring the analogies back?',
+            'If no fix brings them back, look at the capitals themselves after the last block: how different are they from one another?',
         ),
         nudges=(
-            ('15fa6760d9145d5cecb517cb', 'ZIYsWibJrtMBjest43-QpTqa-8Es7kfrP0SWACh5pwxXgdHSdDRxlpwmq1MKdyJxgJML2nnYPMNGQPFp_SXYQAFFGBx-HY59vEhxXqD1FayHy8B4JcISjPrAECzkrfn2uvAkJlsbcpqY__8yPar8jAGskCla'),
-            ('fc506c2274dd883f9ff1a9a8', 'FxdDD7i-yBuotiOJAlySDWI3UsM7bvQSSUVDqFGn-C9g5IFP0L_KGWxyckEIdlfcJxNkahAMDKxvIH8z6oSdpLTQ0FYdfFSKcrj_'),
-            ('5d33ed5f020ba0d984324d37', '2UDmH3DwFVnA5qB_vpE-X3bCmVaLrwqQDxLjPwleCsH-1AQPEM5dnKfldfPD96d8QWgnQNbXDQN0EGqf_LsDwa6hdYvQQexyrybMHETnuiIKf6-nidkA2g7QLHouYHKl6rBxs-P5yo6RzDFy7JKDWwdOadCsuF71'),
-            ('a964cb9a81f43386db33a493', '6x0W2PZVWlnqkx7CCI2F-r2syjNwjfM1gjnDuxy-WWaPYfr1_iBar_r8i4TDwjSfAVnZL9SeYv2Gkdkr-xMUbMWr657v0fE-g86yeoFPWbwq1KnkvfDIWZXGIQ=='),
+            ('b1fca39598a727a09a7a57c7', 'nOp9s9ADx8PwltIrZnU7pDgQ_i_ZwL3yfsVJn7M-0ayWm9bJJKXS9LGES3513k-eZNb0tv-7Wv8vB0-qE7ulRC0g0XIbUdeX4Mw5DVknhQML01Q95dCscVg0ydVNOz0HbY21oy1Uv-kK5GumOAcxRZ-VYcZC_XQUmdlByY3a5I8Gd2sRsdeFKj_1ejtLihc='),
+            ('6a30914ff74e0517773fd8a8', 'dfazO3-ImxEXsCqpK5Rj-BLV_aUbxK_XezQbWlQ8WjFs8Y-ss21h86oqUuxBpAoUmDvuNQYynhxT1BgbQhO3t50xil9TiY-cuVPhtGPhChR1G5nTVR-XdFvrTjmmzjGVfkUtI8KGssrja2dke4pqYMP4ZNp3L8n4i440'),
+            ('3118814df87abfea6930691a', 'dfmMH0XAMK_-kyVQ5jA9F0_8r8n4baCt1JRoS2aR-U_MoeXi8g3GspRmjs_to5AH0s9xnX71LgHEMi4fLlQFD1lLOxf9m9Noks2yY98Wrenq4B6AnJwmxZLTx_4GEzWxuCaMn4dSf4KJwP-VdgC_f_R6z3WpZmfZ'),
+            ('778b7eaa0b08cd33d76d29b4', 'CMp77iHnSa6gYAl587SuKA-o76d2SQ1iv9C3QrZD2j-Mf_HCzGJbPkczVsqwFnrNdEy90gXdT71SbZ5tefZbvxAemsiwmdlsJPdzMztiU7IQVcwJTgK1aOdxeURguiJ4O919F0MPsG8mBIi1d431oGMn-RcD'),
         ),
     ),
     'P3': Question(
@@ -468,6 +490,28 @@ QUESTIONS: dict[str, Question] = {
             ('a8ebf1ccabc1d891a9f5f989', '4YDSmG7cxn1hWVUcQVhLsq47Ie98UbNNvtOL83Ba74GMXylJ90dZC_l_BKKEM8EP-9vhKqoRAE7QmwtYBNchOAaIBgqhULXBjo2uxg2V0WYCTKgm7fIgYsNui1M4mRqlbgslGejx0ZrfgZhyWQTwtbCP3xDyifolxk_zb4YAchSauPk='),
             ('37bcfbf887b9fe9f258d053d', 'WosfK63fffPVEX5BW_95vdNPYzDwpOjzUgWJyAyG5xeicLwbG7ywz7mNQQdh4G63WWpoXq1oBpQM2HoNZueJtyJBJ_zSGg=='),
             ('82ce38a62b943c1d4b6be2d4', 'zD-aQvPPd3cvW8pKb6umAaJKRiVMXc_VeMNK-mpvBxmFIlu5ZhuUxCiff92BlX6cLazuObylaNToLHO8Kwp2XBtW7JF2CA=='),
+        ),
+    ),
+    'P3.counting': Question(
+        id='P3.counting',
+        kind='number',
+        salt='P3.counting:ea2db3379d638fbb',
+        digests=(
+            '1f4dbcdc672beec8c0062dea',
+        ),
+        step=0.1,
+        cells=1,
+        fraction=False,
+        hints=(
+            'Fit one probe per place on the random sentences (as for the main question, with `fit_probe`), predict the position of every held-out token, and keep the group the question defines.',
+            "Mean absolute error: the average of |predicted position − true position| over that group, with both positions capped at 11 as the probes' labels are. Take the smallest over the places.",
+        ),
+        nudges=(
+            ('497c6229786302564113cd28', 'DsmpBAH-xkGvSPfGLZmdsQQkTvMdU60et05-jCRNNyH6L4lFGQTR-_YcvxN8OLOeW0hZH0X-4awdMjZMDVAx2O6UahrYzwrmb5IDVSDpL3FLBAkAhWcMh8uVHXIc707PN6uBhrvrNUKor_KbRtaZumKQlo8hLBNIEITWJWUQAXse'),
+            ('dfb7212d8241889987c8b5d9', 's7LxHeB4osa75pf13b-iPR-BKzgbiVb1havaIpjL3ipR2ZJafPj1Us76fLUy8anlgoDB-6_JcPTKjAx6ISoeD4NxKB3adTQFgV4OFz6X7JM5anzYhhdVYDEnDl0YLbC8PNCsiNmVAN3KT16wZr-mnGNbT1jhsPfpyjhE4oHsOqSdyq4PAp-AoEkTO9gMMYOiOOTG3jQH7-RQ2UY_1hVI_31onJweRVpw'),
+            ('77f9b9cfa9a3727da3348760', 'g9Wjg6pgSCiaVfhsgASJf294Ap8MJzYRqztd21He-gcEovBXlMjM7_XjpBWQlSxNgbNdUn7pyyoAkxFU-gxI9VPHTVq6OBGjYG0zzo4QIo1HM6TArO2GcGhHrIA0Vk_NGjmOX1g1CJmUnyAFkirrvfqJpyBUEuLwIW0nma6mfMJXQ2vORfi-CJA-e9awv9mufzlAWBdcpuD0KF0tBVInH9GbulKA3DSz'),
+            ('de34372cabcec1c97838be07', '7XFMwS-4jZ2Aeunw2gzJPsFZqQmXOl89opCuhu8gM5CZRoUxtuI57b7UO49sabc3ERuLUnD45FRwF4Yzer3ePGdAVMxQIzp9JSxkQ9RWVdhedQgDQVBVQCtpYi0Kha42otWeBGX4SZ5tUuDD'),
+            ('85c3b0a0e8f0f7f38eb70cfe', '_WUNHeZ-R8KhRySOH-Pwzs2ryyWITcIy-B7E-gD2lh2d-utUwOXwn_XFdbixxqVyclCNAwFYKXmGGJ4bGXlzZr8HHTjy_3EarxDDf9KkUvqk3hXnvgTXilrhtMNd7vS1Lwx-HHuczG0v4tyKq6gveqiaUXhvVBE5aVtTsgChui49NI8H7M4g2hNStXhp9_ULc0V_gtdJ2fmSbMwtQMXdqrojVChR4ZqzHEfIMek3z0ueCAZeQcp5l0-aTyMFEnSoeCVt'),
         ),
     ),
 }

@@ -54,6 +54,37 @@ def position_data(n_rows: int, n_ctx: int = 128, first_doc: int = FIRST_DOC, see
     return PositionData(tokens, labels["word_pos"], labels["line"])
 
 
+def random_sentences(n_rows: int, n_ctx: int = 128, seed: int = 0, shortest: int = 3, longest: int = 12) -> PositionData:
+    """``n_rows`` rows of sentences made of random nouns and colours, each ended by a full stop, ``shortest`` to
+    ``longest`` words long: here the words near a token say nothing about its position unless a full stop is
+    among them. Labels as in :func:`position_data` (the full stop gets the position after the last word).
+    Draws from ``seed.stream(seed, "position.random_sentences")``."""
+    from ..seed import stream
+    from ..zoo import world
+
+    gen = stream(seed, "position.random_sentences")
+    pool = torch.tensor([world.TOKEN_ID[w] for w in world.OBJECTS + world.ANIMALS + world.FOODS + world.PLACES
+                         + world.COLORS])
+    stop = world.TOKEN_ID["."]
+    tokens = torch.full((n_rows, n_ctx), stop)
+    word_pos = torch.full((n_rows, n_ctx), -1)
+    line = torch.zeros((n_rows, n_ctx), dtype=torch.long)
+    tokens[:, 0] = world.BOS_ID
+    for row in range(n_rows):
+        i, sentence = 1, 0
+        while i < n_ctx:
+            length = int(torch.randint(shortest, longest + 1, (1,), generator=gen))
+            words = pool[torch.randint(len(pool), (length,), generator=gen)]
+            for position in range(length + 1):          # the words, then the full stop
+                if i >= n_ctx:
+                    break
+                tokens[row, i] = words[position] if position < length else stop
+                word_pos[row, i], line[row, i] = position, sentence
+                i += 1
+            sentence += 1
+    return PositionData(tokens, word_pos, line)
+
+
 def residual_hooks(n_layers: int) -> list[str]:
     """The places probed: the token embedding alone, the position embedding alone, their sum (the residual
     stream before block 0), and the residual stream after each attention layer and after each block."""
