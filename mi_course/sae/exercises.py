@@ -993,8 +993,9 @@ register_question(Question(
            "the rows that fire)?",
     choices=["no remedy", "resampling", "ghost grads"],
     messages={
-        "no remedy": "Without a remedy the dead half stays dead, and the SAE covers the true features with half "
-        "its rows; MMCS over the rows that fire cannot beat an SAE that uses them all.",
+        "no remedy": "Without a remedy the dead half stays dead, and the SAE must cover the true features with "
+        "only the rows that fire: some true features are left without a close row, and MMCS over the firing rows "
+        "counts each of them.",
         "ghost grads": "Ghost grads revives features, but slowly: it only pulls dead rows towards the residual, a "
         "little each step. Resampling points each dead row straight at an input the SAE gets wrong."},
     explain="Resampling does the work in one jump, at the moment it resamples; ghost grads over many steps."))
