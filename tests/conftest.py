@@ -30,10 +30,12 @@ def repo() -> Path:
     return REPO
 
 
-def make_tiny_gpt2(folder: Path, n_positions: int = 64, foreign_vocabulary: bool = False):
+def make_tiny_gpt2(folder: Path, n_positions: int = 64, foreign_vocabulary: bool = False, vocab_size: int | None = None):
     """Save a randomly initialised 2-layer GPT-2 in Hugging Face format to ``folder``; returns the
     Hugging Face model. Its tokenizer is the world's, or with ``foreign_vocabulary`` the same words
-    numbered in reverse order, so that the model does not "speak the world" (like a hub model)."""
+    numbered in reverse order, so that the model does not "speak the world" (like a hub model).
+    ``vocab_size`` (with ``foreign_vocabulary``) pads the vocabulary with filler tokens to a hub model's
+    size: 50,257 words is GPT-2's, whose vocab x vocab matrices are 10 GB."""
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     from mi_course.zoo.tokenizer import build_tokenizer, load_tokenizer
@@ -45,7 +47,9 @@ def make_tiny_gpt2(folder: Path, n_positions: int = 64, foreign_vocabulary: bool
         from tokenizers import models as tk_models
 
         inner = build_tokenizer()
-        inner.model = tk_models.WordLevel(vocab={w: len(VOCAB) - 1 - i for i, w in enumerate(VOCAB)}, unk_token="<unk>")
+        words = {w: len(VOCAB) - 1 - i for i, w in enumerate(VOCAB)}
+        words.update({f"<filler{i}>": i for i in range(len(VOCAB), vocab_size or len(VOCAB))})
+        inner.model = tk_models.WordLevel(vocab=words, unk_token="<unk>")
         bos = len(VOCAB) - 1 - BOS_ID
         from tokenizers import processors
 

@@ -439,3 +439,13 @@ def test_head_outputs_add_up_to_the_attention_output():
                                    atol=1e-4, rtol=1e-4)
     last = neurons.head_outputs(cache, model.W_O, 1, slice(None), -1)
     assert last.shape == (H, 6, model.cfg.d_model)
+
+
+def test_a_big_vocabulary_patches_fewer_copies_at_once_with_the_same_results(setup, monkeypatch):
+    model, clean, corrupt, cache, metric, _, _ = setup
+    sites = patching.residual_sites(model.cfg.n_layers, clean.shape[1])
+    whole = patching.patch_sweep(model, corrupt, cache, sites, metric)
+    assert patching._rows_that_fit(model, 12, 2048) == 2048                   # the course's 510 words: no change
+    monkeypatch.setattr(patching, "LOGITS_BUDGET", 3 * 12 * model.cfg.d_vocab)    # as if the vocabulary were huge
+    assert patching._rows_that_fit(model, 12, 2048) == 3
+    torch.testing.assert_close(patching.patch_sweep(model, corrupt, cache, sites, metric), whole, atol=1e-5, rtol=0)

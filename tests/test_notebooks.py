@@ -79,13 +79,19 @@ ANY_MODEL = [p for p in SOLUTIONS if _has_model_parameter(p)]
 @pytest.mark.parametrize("solution", ANY_MODEL, ids=_ids(ANY_MODEL))
 def test_language_model_chapters_run_on_another_model(solution, tmp_path, monkeypatch):
     """One notebook, any model: the chapter runs top to bottom on a random GPT-2 (MLPs, gelu_new, tied
-    embeddings, other sizes, its own token ids) loaded from a local folder, as a hub model would be."""
+    embeddings, other sizes, its own token ids) loaded from a local folder, as a hub model would be. Its
+    vocabulary has GPT-2's 50,257 words (the world's and fillers), and the kernel's address space is capped
+    at 8 GB: a [vocab, vocab] float32 matrix (10 GB) fails at once, and so do logits for every position of a
+    big batch."""
     from conftest import make_tiny_gpt2
 
-    make_tiny_gpt2(tmp_path / "gpt2", n_positions=128, foreign_vocabulary=True)
+    make_tiny_gpt2(tmp_path / "gpt2", n_positions=128, foreign_vocabulary=True, vocab_size=50_257)
     monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))
-    ran = execute(nbformat.read(solution, as_version=4), tmp_path / "run",
-                  parameters={"device": "cpu", "model": str(tmp_path / "gpt2")})
+    nb = nbformat.read(solution, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        "import resource\nresource.setrlimit(resource.RLIMIT_AS, (VOCAB_GUARD_BYTES, VOCAB_GUARD_BYTES))"
+        .replace("VOCAB_GUARD_BYTES", str(8 * 2**30))))
+    ran = execute(nb, tmp_path / "run", parameters={"device": "cpu", "model": str(tmp_path / "gpt2")})
     errors = [o for c in ran.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
     setup = next(c for c in ran.cells if c.cell_type == "code" and "models.load(model_name" in c.source)

@@ -334,3 +334,23 @@ def test_random_rotation_fixes_ones_and_is_orthogonal():
     torch.testing.assert_close(R @ torch.ones(16), torch.ones(16), atol=1e-5, rtol=0)
     assert (R - torch.eye(16)).abs().max() > 0.1
     assert torch.equal(R, rw.random_rotation(16, torch.Generator().manual_seed(0)))
+
+
+def test_top_predictions_in_chunks_are_the_dense_argmax():
+    """A hub vocabulary's W_E W_U is taken a chunk of rows at a time: the answer is the dense argmax's."""
+    gen = torch.Generator().manual_seed(11)
+    x, W_U, b_U = torch.randn(37, 8, generator=gen), torch.randn(8, 50, generator=gen), torch.randn(50, generator=gen)
+    dense = (x @ W_U + b_U).argmax(-1)
+    assert torch.equal(at.top_predictions(x, W_U, b_U, chunk=5), dense)          # 8 chunks, the last one short
+    assert torch.equal(at.top_predictions(x, W_U, chunk=64), (x @ W_U).argmax(-1))
+    assert not torch.equal(at.top_predictions(x, W_U, chunk=5), dense)           # the bias matters on this data
+    assert at.top_predictions(x[:0], W_U).shape == (0,)
+
+
+def test_scored_tokens_are_all_words_of_a_small_vocabulary_and_a_seeded_sample_of_a_big_one():
+    assert torch.equal(at.scored_tokens(510, seed=0), torch.arange(510))
+    big = at.scored_tokens(50_257, seed=0)
+    assert len(big) == 2_000 and len(big.unique()) == 2_000 and big.max() < 50_257
+    assert torch.equal(big, big.sort().values)
+    assert torch.equal(big, at.scored_tokens(50_257, seed=0))
+    assert not torch.equal(big, at.scored_tokens(50_257, seed=1))

@@ -90,13 +90,26 @@ def induction_scores(patterns: Tensor, n: int = 50) -> Tensor:
     return stripe_score(patterns, offset=n - 1, first_query=n + 1)
 
 
+LOGITS_BUDGET = 2**26      # floats of [batch, seq, vocab] logits held at once (256 MB): a hub vocabulary needs chunks
+
+
 def per_token_loss(model: Model, tokens: Tensor, fwd_hooks: list | None = None) -> Tensor:
-    """Cross-entropy of predicting each next token. tokens [batch, seq] -> [batch, seq - 1]"""
+    """Cross-entropy of predicting each next token. tokens [batch, seq] -> [batch, seq - 1]
+
+    Rows go through the model in chunks whose logits fit :data:`LOGITS_BUDGET` (all at once for the
+    course's 510 words; a few rows at a time for GPT-2's 50,257, whose logits for 128 rows of 256 tokens
+    would be 6.6 GB). Hooks must therefore not depend on the other rows of the batch.
+    """
     tokens = tokens.to(_device(model))
+    d_vocab = getattr(getattr(model, "cfg", None), "d_vocab", 0) or 1
+    rows = max(1, LOGITS_BUDGET // max(1, tokens.shape[1] * d_vocab))
+    losses = []
     with torch.no_grad():
-        logits = model.run_with_hooks(tokens, fwd_hooks=fwd_hooks or [])
-    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
-    return -logp.gather(-1, tokens[:, 1:, None])[..., 0].cpu()
+        for chunk in tokens.split(rows):
+            logits = model.run_with_hooks(chunk, fwd_hooks=fwd_hooks or [])
+            logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+            losses.append(-logp.gather(-1, chunk[:, 1:, None])[..., 0].cpu())
+    return torch.cat(losses)
 
 
 def copy_losses(loss: Tensor, n: int = 50) -> tuple[float, float]:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..seed import stream
 from .weights import layer_norm
 
 
@@ -58,6 +59,32 @@ def answer_rank(logits: Tensor, answers: Tensor) -> Tensor:
     """Rank of the answer among all tokens (0: the top prediction). logits: [..., batch, vocab] -> [..., batch]"""
     answer_logit = logits.gather(-1, answers.expand(*logits.shape[:-1])[..., None])
     return (logits > answer_logit).sum(-1)
+
+
+def top_predictions(x: Tensor, W_U: Tensor, b_U: Tensor | None = None, chunk: int = 256) -> Tensor:
+    """Each row's top token under ``x @ W_U + b_U``, a chunk of rows at a time.
+
+    A hub model's vocabulary makes the full ``[rows, vocab]`` logits of every token large (GPT-2's
+    ``W_E @ W_U`` is 50,257² floats, about 10 GB): this keeps at most ``[chunk, vocab]`` in memory.
+    x: [n, d_model], W_U: [d_model, vocab], b_U: [vocab] -> int64 [n]
+    """
+    tops = []
+    for rows in x.split(chunk):
+        logits = rows @ W_U
+        tops.append((logits if b_U is None else logits + b_U).argmax(-1))
+    return torch.cat(tops) if tops else torch.zeros(0, dtype=torch.long, device=x.device)
+
+
+def scored_tokens(d_vocab: int, seed: int, limit: int = 5_000, sample: int = 2_000,
+                  device: torch.device | str = "cpu") -> Tensor:
+    """The token ids a vocabulary-wide statistic is computed on: all of them up to ``limit`` words, else a
+    seeded random sample of ``sample`` (a hub model's 50,257 words would make it slow, not more true).
+
+    returns: int64 [n] (sorted)
+    """
+    if d_vocab <= limit:
+        return torch.arange(d_vocab, device=device)
+    return torch.randperm(d_vocab, generator=stream(seed, "residual_stream.scored_tokens"))[:sample].sort().values.to(device)
 
 
 KINDS = ("the embeddings", "the attention heads", "the MLPs")
