@@ -1,4 +1,4 @@
-"""The ``mi-course`` command: ``build``, ``progress``, ``lab``, ``doctor``, ``train`` and ``check-outputs``.
+"""The ``mi-course`` command: ``build``, ``progress``, ``class-report``, ``lab``, ``doctor``, ``train`` and ``check-outputs``.
 
 Run ``mi-course --help`` or ``mi-course <command> --help`` for details.
 """
@@ -34,10 +34,63 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace) -> int:
+    if args.export:
+        return _export(Path(args.export))
     from .dashboard import table
 
     print(table())
     return 0
+
+
+def _export(out: Path) -> int:
+    """``mi-course progress --export FILE``: the anonymous export a learner hands in."""
+    from .classroom import ExportError, write_export
+
+    try:
+        data = write_export(out)
+    except (ExportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{name}: {len(data[s])}" for s, name in
+                       (("exercises", "exercises"), ("puzzles", "puzzle questions"), ("predictions", "predictions")))
+    print(f"wrote {out} ({counts}): counts, hints, pass/fail and durations only; no name, code, answer, "
+          "path or clock time. Hand it to your instructor.")
+    return 0
+
+
+def _class_report(args: argparse.Namespace) -> int:
+    """``mi-course class-report``: where the room stalls, from many exports (0: all read; 1: some skipped; 2: no report)."""
+    from .classroom import ExportError, class_report, export_files, format_table, plot, to_csv
+
+    inputs = {p.resolve() for p in export_files(args.paths)[0]}
+    outputs = [Path(p).expanduser() for p in (args.figure, args.csv) if p]
+    if any(o.resolve() in inputs for o in outputs):
+        print("error: --figure/--csv would overwrite one of the exports; choose another file", file=sys.stderr)
+        return 2
+    try:
+        rows, learners, skipped = class_report(args.paths, min_learners=args.min_learners)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(rows, learners))
+    try:
+        if args.csv:
+            Path(args.csv).expanduser().write_text(to_csv(rows), encoding="utf-8")
+            print(f"wrote {args.csv}")
+        if args.figure:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            plot(rows, learners).savefig(Path(args.figure).expanduser(), dpi=120)
+            print(f"wrote {args.figure}")
+    except (OSError, ValueError) as exc:       # an unwritable path, an unknown image format
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path, why in skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    if skipped:
+        print(f"{len(skipped)} path(s) skipped; the report counts the other {learners}.", file=sys.stderr)
+    return 1 if skipped else 0
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -147,7 +200,19 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="overwrite generated notebooks even if they have outputs")
     b.set_defaults(func=_build)
 
-    sub.add_parser("progress", help="show which exercises you have passed and which puzzles you have solved").set_defaults(func=_progress)
+    pr = sub.add_parser("progress", help="show which exercises you have passed and which puzzles you have solved")
+    pr.add_argument("--export", metavar="FILE", default=None,
+                    help="write an anonymous summary to hand in to an instructor (counts only: no name, code, "
+                         "answer or path)")
+    pr.set_defaults(func=_progress)
+
+    cr = sub.add_parser("class-report", help="for instructors: where the room stalls, from learners' exports")
+    cr.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER", help="export files, or folders of them (*.json)")
+    cr.add_argument("--figure", default=None, metavar="PATH", help="also draw the report (e.g. report.png)")
+    cr.add_argument("--csv", default=None, metavar="PATH", help="also write the table as CSV")
+    cr.add_argument("--min-learners", type=int, default=2,
+                    help="flag an item only when at least this many learners tried it (default 2)")
+    cr.set_defaults(func=_class_report)
 
     lab = sub.add_parser("lab", help="start JupyterLab on the chapters (only reachable from this machine)")
     lab.add_argument("--port", type=int, default=None, help="port to listen on (default: 8888, or a free one)")

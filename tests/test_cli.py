@@ -42,6 +42,24 @@ def test_progress_prints_the_table(tmp_path, monkeypatch, capsys):
     assert str(tmp_path / "progress.json") in out and "chapter" in out
 
 
+def test_progress_export_writes_an_anonymous_file_and_says_what_is_in_it(tmp_path, monkeypatch, capsys):
+    import json
+
+    from mi_course import progress
+
+    monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))
+    progress.record_attempt("03.tms_loss", False)
+    progress.record_prediction("03.dense_features", 2.0)
+    out = tmp_path / "handed-in" / "export.json"
+    assert main(["progress", "--export", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (exercises: 1, puzzle questions: 0, predictions: 1)" in printed and "no name, code" in printed
+    data = json.loads(out.read_text())
+    assert data["exercises"]["03.tms_loss"]["attempts"] == 1 and data["predictions"] == {"03.dense_features": {"right": None}}
+    assert main(["progress", "--export", str(tmp_path)]) == 2            # a folder is not a file name
+    assert "is a folder" in capsys.readouterr().err
+
+
 def test_lab_command_is_local_and_keeps_auth(tmp_path):
     cmd = lab_command(tmp_path, port=9999, open_browser=False)
     assert cmd[1:3] == ["-m", "jupyterlab"]
@@ -68,7 +86,7 @@ def test_console_script_help():
     script = Path(sys.executable).parent / "mi-course"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
-    for command in ("build", "progress", "lab", "doctor"):
+    for command in ("build", "progress", "class-report", "lab", "doctor"):
         assert command in result.stdout
 
 

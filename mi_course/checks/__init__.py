@@ -4,7 +4,7 @@ In a notebook, an exercise is checked with one call next to it::
 
     feature_dimensionality = check(feature_dimensionality)
 
-``check`` shows a pass/fail message, records a pass in your progress file and
+``check`` shows a pass/fail message, records the attempt (and a pass) in your progress file and
 returns the function the rest of the notebook should use: yours once it
 passes, the reference implementation until then (so later cells still run).
 
@@ -23,6 +23,7 @@ from .prediction import predict, questions, reveal
 from .result import Result
 
 _hints_shown: dict[str, int] = {}
+NOT_STARTED = "The exercise is not implemented yet"     # how sandbox.py reports a stub (not counted as an attempt)
 
 
 def _load() -> dict[str, Exercise]:
@@ -94,8 +95,9 @@ def check(learner_object: Any, exercise_id: str | None = None) -> Any:
                      f"check(my_function, {exercises()[0]!r})."))
         return learner_object
     result = run(ex_id, learner_object)
+    if result.passed or NOT_STARTED not in result.message:     # running the untouched stub is not an attempt
+        progress.record_attempt(ex_id, result.passed)
     if result.passed:
-        progress.record_pass(ex_id)
         _show(result)
         return learner_object
     _show(Result(result.exercise_id, False, result.message
@@ -119,6 +121,7 @@ def hint(exercise_id: str) -> None:
     shown = _hints_shown.get(exercise_id, 0)
     k = min(shown, len(exercise.hints) - 1)
     _hints_shown[exercise_id] = shown + 1
+    progress.record_hint(exercise_id, k + 1)
     print(f"💡 Hint {k + 1}/{len(exercise.hints)} for {exercise_id}: {exercise.hints[k]}")
 
 

@@ -236,10 +236,10 @@ def evaluate(question_id: str, answer: Any) -> Verdict:
 
 
 def check_answer(question_id: str, answer: Any | Callable[[], Any]) -> Verdict:
-    """Check an answer (a value, or a function that returns it); record the solve in the progress file."""
+    """Check an answer (a value, or a function that returns it); record the attempt and a solve in the progress file."""
     verdict = evaluate(question_id, answer)
-    if verdict:
-        progress.record_pass(question_id)
+    if verdict.status != "missing":                   # an empty answer cell is not an attempt
+        progress.record_attempt(question_id, bool(verdict))
     return verdict
 
 
@@ -251,6 +251,7 @@ def hint(question_id: str, number: int | None = None) -> str:
     shown = number if number is not None else _HINTS_SHOWN.get(question_id, 0) + 1
     shown = max(1, min(shown, len(question.hints)))
     _HINTS_SHOWN[question_id] = shown
+    progress.record_hint(question_id, shown)
     text = f"[{question_id}] Hint {shown}/{len(question.hints)}: {question.hints[shown - 1]}"
     print(text)
     return text
