@@ -195,3 +195,54 @@ def test_hints_are_progressive(capsys):
     checks.hint("03.feature_dimensionality")
     out = capsys.readouterr().out
     assert "Hint 1/3" in out and "Hint 2/3" in out
+
+
+def _near_miss(x):
+    """``x`` with every float moved by 3% of itself plus 1% of its mean size (what a slightly wrong formula,
+    a missing epsilon or a wrong constant gives); other values unchanged."""
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        return x * 1.03 + 0.01 * (x.abs().mean() + 1e-3)
+    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+        return x * 1.03 + 0.01 * (np.abs(x).mean() + 1e-3)
+    if isinstance(x, float):
+        return x * 1.03 + 0.01
+    if isinstance(x, (tuple, list)):
+        return type(x)(_near_miss(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _near_miss(v) for k, v in x.items()}
+    return x
+
+
+def _has_floats(x) -> bool:
+    if isinstance(x, torch.Tensor):
+        return x.is_floating_point() and x.numel() > 0
+    if isinstance(x, np.ndarray):
+        return np.issubdtype(x.dtype, np.floating) and x.size > 0
+    if isinstance(x, (tuple, list)):
+        return any(_has_floats(v) for v in x)
+    if isinstance(x, dict):
+        return any(_has_floats(v) for v in x.values())
+    return isinstance(x, float)
+
+
+def test_a_near_miss_of_every_function_exercise_fails():
+    """Every exercise graded against a reference function rejects answers that are 3% off (on every chapter):
+    its tolerance is for rounding, not for a nearly right formula."""
+    import functools
+
+    from mi_course.checks.exercise import FunctionExercise, clone_args
+    from mi_course.seed import stream
+
+    tried = []
+    for ex_id in checks.exercises():
+        exercise = checks.get(ex_id)
+        if not isinstance(exercise, FunctionExercise) or exercise.reference is None:
+            continue
+        reference = exercise.reference
+        cases = exercise.cases(stream(exercise.seed(), "check.cases"))
+        if not any(_has_floats(reference(*clone_args(c.args), **clone_args(c.kwargs))) for c in cases):
+            continue                                         # nothing continuous to be near (ids, booleans, counts)
+        learner = functools.wraps(reference)(lambda *a, _ref=reference, **k: _near_miss(_ref(*a, **k)))
+        assert not checks.run(ex_id, learner).passed, f"{ex_id} passes an answer 3% off"
+        tried.append(ex_id)
+    assert len(tried) >= 40
