@@ -239,6 +239,18 @@ def test_early_layers_process_locally(facts):
     torch.testing.assert_close(local.last_position_resid(facts, short, positions), full)
 
 
+def test_last_position_resid_stops_before_the_unembedding_and_leaves_no_hook(facts):
+    """It equals the cached residual stream at the last position, although the forward pass stops after the
+    last block; the model is left as it was (no hook, the same logits)."""
+    tokens = prompts.held_out_windows(8).tokens
+    before = facts(tokens)
+    names = [f"blocks.{layer}.hook_resid_post" for layer in range(facts.cfg.n_layers)]
+    _, cache = facts.run_with_cache(tokens, names_filter=names)
+    torch.testing.assert_close(local.last_position_resid(facts, tokens), torch.stack([cache[n][:, -1] for n in names]))
+    assert not any(module._forward_hooks for module in facts.modules())
+    torch.testing.assert_close(facts(tokens), before)
+
+
 def test_the_widget_function_adds_up(facts, facts_run):
     P = facts_run[0]
     info = explain(facts, P.tokens[3], int(P.answers[3]), P.sports)

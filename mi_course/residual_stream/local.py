@@ -9,6 +9,7 @@ similarity after subtracting each layer's mean residual.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import torch
@@ -34,13 +35,25 @@ def centred_cosine(full: Tensor, short: Tensor) -> Tensor:
     return torch.cosine_similarity(full - mean, short - mean, dim=-1)
 
 
+class _Enough(Exception):
+    """Raised by the last block's hook: the rest of the forward pass (the unembedding) is not needed."""
+
+
 def last_position_resid(model: Any, tokens: Tensor, positions: Tensor | None = None) -> Tensor:
     """The residual stream after every block at the last position. -> [n_layers, n, d_model]
 
-    ``positions`` replaces the position embeddings (to keep the truncated tokens where they were).
+    ``positions`` replaces the position embeddings (to keep the truncated tokens where they were). The forward
+    pass stops after the last block: a hub model's logits ([n, T, 50,257]) would cost more than the blocks.
     """
-    names = [f"blocks.{l}.hook_resid_post" for l in range(model.cfg.n_layers)]
-    hooks = []
+    n_layers = model.cfg.n_layers
+    found: dict[int, Tensor] = {}
+
+    def keep(resid: Tensor, hook: Any, layer: int) -> None:
+        found[layer] = resid[:, -1].detach().cpu()
+        if layer == n_layers - 1:
+            raise _Enough
+
+    hooks = [(f"blocks.{layer}.hook_resid_post", functools.partial(keep, layer=layer)) for layer in range(n_layers)]
     if positions is not None:
         W_pos = model.W_pos
 
@@ -48,9 +61,12 @@ def last_position_resid(model: Any, tokens: Tensor, positions: Tensor | None = N
             return W_pos[positions.to(W_pos.device)].expand_as(pos_embed).clone()
 
         hooks.append(("hook_pos_embed", same_positions))
-    with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-        _, cache = model.run_with_cache(tokens.to(model.W_E.device), names_filter=names)
-    return torch.stack([cache[n][:, -1] for n in names]).cpu()
+    try:
+        with torch.no_grad(), model.hooks(fwd_hooks=hooks):
+            model(tokens.to(model.W_E.device))
+    except _Enough:
+        pass
+    return torch.stack([found[layer] for layer in range(n_layers)])
 
 
 def local_processing(model: Any, tokens: Tensor, ks: Sequence[int], bos: int,
