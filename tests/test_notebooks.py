@@ -72,31 +72,55 @@ def _has_model_parameter(path: Path) -> bool:
     return any(line.startswith("model =") for line in cell.source.splitlines())
 
 
-ANY_MODEL = [p for p in SOLUTIONS if _has_model_parameter(p)]
+# Every language-model chapter and puzzle: the notebooks with a `model` parameter.
+ANY_MODEL = [p for p in SOLUTIONS + sorted((REPO / "solutions" / "puzzles").glob("*.ipynb"))
+             if _has_model_parameter(p)]
+
+# The kernel's address space is capped below one [50,257, 50,257] float32 matrix (10.1 GB): a cell that
+# allocates a vocab x vocab matrix of GPT-2's vocabulary fails at once, and so do logits for every position of a
+# big batch. (An address-space cap, not a measured peak: torch's threads and libraries reserve address space.)
+VOCAB_GUARD_BYTES = 8 * 2**30
+VOCAB_GUARD_CELL = f"import resource\nresource.setrlimit(resource.RLIMIT_AS, ({VOCAB_GUARD_BYTES}, {VOCAB_GUARD_BYTES}))"
+
+
+def _guarded(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` with the memory guard as its first cell."""
+    nb.cells.insert(0, nbformat.v4.new_code_cell(VOCAB_GUARD_CELL))
+    return nb
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("solution", ANY_MODEL, ids=_ids(ANY_MODEL))
-def test_language_model_chapters_run_on_another_model(solution, tmp_path, monkeypatch):
-    """One notebook, any model: the chapter runs top to bottom on a random GPT-2 (MLPs, gelu_new, tied
-    embeddings, other sizes, its own token ids) loaded from a local folder, as a hub model would be. Its
-    vocabulary has GPT-2's 50,257 words (the world's and fillers), and the kernel's address space is capped
-    at 8 GB: a [vocab, vocab] float32 matrix (10 GB) fails at once, and so do logits for every position of a
-    big batch."""
-    from conftest import make_tiny_gpt2
+def test_language_model_notebooks_run_on_another_model(solution, hub_shaped_gpt2, tmp_path, monkeypatch):
+    """One notebook, any model: the chapter or puzzle runs top to bottom on a random GPT-2 (MLPs, gelu_new,
+    tied embeddings, its own sizes and token ids) loaded from a local folder, as a hub model would be. It has
+    GPT-2's vocabulary of 50,257 words (the world's and fillers; tests/conftest.HUB_SHAPE), and runs under
+    the memory guard (VOCAB_GUARD_CELL)."""
+    from conftest import HUB_SHAPE
 
-    make_tiny_gpt2(tmp_path / "gpt2", n_positions=128, foreign_vocabulary=True, vocab_size=50_257)
     monkeypatch.setenv("MI_COURSE_PROGRESS", str(tmp_path / "progress.json"))
-    nb = nbformat.read(solution, as_version=4)
-    nb.cells.insert(0, nbformat.v4.new_code_cell(
-        "import resource\nresource.setrlimit(resource.RLIMIT_AS, (VOCAB_GUARD_BYTES, VOCAB_GUARD_BYTES))"
-        .replace("VOCAB_GUARD_BYTES", str(8 * 2**30))))
-    ran = execute(nb, tmp_path / "run", parameters={"device": "cpu", "model": str(tmp_path / "gpt2")})
-    errors = [o for c in ran.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors
+    ran = execute(_guarded(nbformat.read(solution, as_version=4)), tmp_path / "run",
+                  parameters={"device": "cpu", "model": str(hub_shaped_gpt2)})      # a failing cell raises
     setup = next(c for c in ran.cells if c.cell_type == "code" and "models.load(model_name" in c.source)
     printed = "".join(o.get("text", "") for o in setup.outputs)
-    assert str(tmp_path / "gpt2") in printed and "32" in printed                  # it really ran on the GPT-2 (d_model 32)
+    assert str(hub_shaped_gpt2) in printed                                      # it really ran on the GPT-2 ...
+    assert str(HUB_SHAPE["d_model"]) in printed.replace(str(hub_shaped_gpt2), "")  # ... of that d_model
+
+
+def test_memory_guard_stops_a_vocab_by_vocab_matrix(tmp_path):
+    """The guard of the any-model test works: under it a modest tensor is allocated, a [50,257, 50,257]
+    float32 matrix is not (without the guard the test above could not catch one)."""
+    from papermill.exceptions import PapermillExecutionError
+
+    nb = _guarded(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import resource, torch\nsmall = torch.ones(4096, 4096)\n"
+                                  "print(resource.getrlimit(resource.RLIMIT_AS)[0], float(small.sum()))"),
+        nbformat.v4.new_code_cell("square = torch.empty(50_257, 50_257)")]))
+    with pytest.raises(PapermillExecutionError, match="memory") as failed:
+        execute(nb, tmp_path, parameters={})
+    assert "square = torch.empty" in str(failed.value)                    # the vocab x vocab cell is the one that failed
+    ran = [c for c in nbformat.read(tmp_path / "run.ipynb", as_version=4).cells if c.cell_type == "code"]
+    assert "".join(ran[1].outputs[0]["text"]).split() == [str(VOCAB_GUARD_BYTES), str(4096.0 ** 2)]
 
 
 # --- puzzles: solutions/puzzles/*.ipynb -> puzzles/*.ipynb ----------------------------------------

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..sae.labels import labelled_rows
 from ..zoo.world import World
+from .vectors import activations, model_token_ids
 
 # Documents with sentences (repeat documents are random words without full stops).
 SENTENCE_MIX = {"facts": 0.35, "capitals": 0.15, "gender": 0.2, "sequence": 0.1, "story": 0.2}
@@ -97,15 +98,15 @@ def residual_hooks(n_layers: int) -> list[str]:
 def collect_residuals(model, tokens: Tensor, hooks: list[str]) -> dict[str, Tensor]:
     """The activations at ``hooks`` (attention-only models have no ``hook_resid_mid``: skipped).
 
+    ``tokens`` are world ids; a model with its own tokenizer reads each word as its own token
+    (:func:`~.vectors.model_token_ids`). The forward passes stop after the last hook (no logits,
+    :func:`~.vectors.activations`).
+
     tokens: [n_rows, n_ctx] -> {hook: [n_rows, n_ctx, d_model]}
     """
-    with torch.no_grad():
-        _, cache = model.run_with_cache(tokens.to(model.W_E.device), names_filter=lambda name: name in hooks)
-    out = {}
-    for hook in hooks:
-        if hook in cache:
-            out[hook] = cache[hook].expand(tokens.shape[0], -1, -1).float().cpu()  # pos_embed has batch 1
-    return out
+    kept = activations(model, model_token_ids(model, tokens).to(model.W_E.device), hooks)
+    return {hook: kept[hook].expand(tokens.shape[0], -1, -1).float().cpu()   # pos_embed has batch 1
+            for hook in hooks if hook in kept}
 
 
 @dataclass
@@ -179,7 +180,8 @@ def context_features(E: Tensor, tokens: Tensor, k: int) -> Tensor:
     """A baseline that knows only the local context: the embeddings of the current word and the ``k - 1``
     words before it, side by side (a probe on these sees no counting, only which words are near).
 
-    E: [d_vocab, d] (W_E), tokens: [n_rows, n_ctx] -> [n_rows, n_ctx, k * d] (the first words of a row see
+    E: [world words, d] rows of W_E by world id (``word_vectors(model, torch.arange(len(VOCAB)))``; on a zoo
+    model that is W_E itself), tokens: [n_rows, n_ctx] world ids -> [n_rows, n_ctx, k * d] (the first words of a row see
     the end of the row in place of missing words: they are ``<bos>`` or sentence-initial anyway)
     """
     return torch.cat([E[torch.roll(tokens, shift, dims=1)] for shift in range(k)], dim=-1)
