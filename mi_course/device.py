@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+LOGITS_BUDGET = 2**26    # floats of [rows, positions, vocab] logits held at once (256 MB): a hub vocabulary needs chunks
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -29,3 +30,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             )
         return torch.device(name)
     raise ValueError(f"Unknown device {device!r}; choose one of {DEVICE_CHOICES}.")
+
+
+def rows_that_fit(model: object, positions: int, max_rows: int | None = None) -> int:
+    """How many rows of ``positions`` tokens may go through ``model`` in one pass, so that their logits
+    ``[rows, positions, d_vocab]`` stay within :data:`LOGITS_BUDGET` floats (at least 1, at most ``max_rows``).
+
+    The course's 510 words fit 2,048 rows of 64 tokens; GPT-2's 50,257 words fit 20 rows of 64."""
+    d_vocab = getattr(getattr(model, "cfg", None), "d_vocab", 0) or 1
+    rows = max(1, LOGITS_BUDGET // max(1, positions * d_vocab))
+    return rows if max_rows is None else max(1, min(max_rows, rows))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+import mi_course.device
+
 from mi_course import models
 from mi_course.embeddings import position, vectors
 from mi_course.seed import stream
@@ -58,8 +60,8 @@ def test_output_probabilities_in_chunks_are_the_models_own(foreign, monkeypatch)
     data = position.random_sentences(6, n_ctx=32, seed=0)
     own_tokens = vectors.model_token_ids(foreign, data.tokens)          # output_probabilities takes the model's tokens
     x_whole, p_whole = vectors.output_probabilities(foreign, own_tokens, torch.tensor([3, 7]))
-    monkeypatch.setattr(vectors, "LOGITS_BUDGET", 2 * 32 * foreign.cfg.d_vocab)        # two rows of 32 per pass
-    assert vectors.rows_per_pass(foreign, 32) == 2
+    monkeypatch.setattr(mi_course.device, "LOGITS_BUDGET", 2 * 32 * foreign.cfg.d_vocab)   # two rows of 32 per pass
+    assert mi_course.device.rows_that_fit(foreign, 32) == 2
     x, p = vectors.output_probabilities(foreign, own_tokens, torch.tensor([3, 7]))
     assert torch.allclose(x, x_whole, atol=1e-5) and torch.allclose(p, p_whole, atol=1e-7)
     with torch.no_grad():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+import mi_course.device
 from transformer_lens import patching as tl_patching
 
 from mi_course.fact_recall import pairs, patching
@@ -445,7 +447,7 @@ def test_a_big_vocabulary_patches_fewer_copies_at_once_with_the_same_results(set
     model, clean, corrupt, cache, metric, _, _ = setup
     sites = patching.residual_sites(model.cfg.n_layers, clean.shape[1])
     whole = patching.patch_sweep(model, corrupt, cache, sites, metric)
-    assert patching._rows_that_fit(model, 12, 2048) == 2048                   # the course's 510 words: no change
-    monkeypatch.setattr(patching, "LOGITS_BUDGET", 3 * 12 * model.cfg.d_vocab)    # as if the vocabulary were huge
-    assert patching._rows_that_fit(model, 12, 2048) == 3
+    assert mi_course.device.rows_that_fit(model, 12, 2048) == 2048              # the course's 510 words: no change
+    monkeypatch.setattr(mi_course.device, "LOGITS_BUDGET", 3 * 12 * model.cfg.d_vocab)   # as if the vocabulary were huge
+    assert mi_course.device.rows_that_fit(model, 12, 2048) == 3
     torch.testing.assert_close(patching.patch_sweep(model, corrupt, cache, sites, metric), whole, atol=1e-5, rtol=0)

@@ -8,6 +8,8 @@ import urllib.request
 import pytest
 import torch
 
+import mi_course.device
+
 from mi_course.circuits.factored import ov_matrix
 from mi_course.induction import circuit, exercises, head_scores as hs, natural, phases, view
 from mi_course.induction.widget import checkpoint_explorer, scores_at
@@ -326,7 +328,7 @@ def test_the_questions_answers_follow_the_numbers():
 def test_per_token_loss_in_chunks_is_the_loss_of_one_batch(model, repeated, monkeypatch):
     """A hub vocabulary's logits for a whole batch do not fit: rows go through in chunks, with the same losses."""
     whole = hs.per_token_loss(model, repeated[:6])
-    monkeypatch.setattr(hs, "LOGITS_BUDGET", repeated.shape[1] * model.cfg.d_vocab * 4)   # 4 rows at a time
+    monkeypatch.setattr(mi_course.device, "LOGITS_BUDGET", repeated.shape[1] * model.cfg.d_vocab * 4)   # 4 rows at a time
     chunked = hs.per_token_loss(model, repeated[:6])
     assert chunked.shape == whole.shape == (6, repeated.shape[1] - 1)
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)

@@ -14,11 +14,9 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
+from ..device import rows_that_fit
 from ..residual_stream.prompts import bos_id, speaks_world
 from ..zoo.world import BOS_ID, TOKEN_ID, VOCAB
-
-LOGITS_BUDGET = 2**26    # floats of logits per forward pass (256 MB): a hub vocabulary sends fewer rows at once
-
 
 def word_ids(words: Sequence[str]) -> Tensor:
     """World ids of ``words`` (each word is one token in the zoo's vocabulary). -> int64 [n]"""
@@ -39,13 +37,6 @@ def model_token_ids(model: Any, ids: Tensor) -> Tensor:
         return ids
     table = torch.tensor([bos_id(model) if i == BOS_ID else _own_token(model, word) for i, word in enumerate(VOCAB)])
     return table[ids.cpu()]
-
-
-def rows_per_pass(model: Any, positions: int) -> int:
-    """How many rows of ``positions`` tokens one forward pass may take so that its logits
-    ``[rows, positions, d_vocab]`` stay within :data:`LOGITS_BUDGET` (all of a puzzle's rows for the zoo's
-    510 words; about ten rows of 128 tokens for GPT-2's 50,257)."""
-    return max(1, LOGITS_BUDGET // max(1, positions * model.cfg.d_vocab))
 
 
 class _Enough(Exception):
@@ -94,7 +85,7 @@ def word_vectors(model: Any, ids: Tensor, where: str = "embed") -> Tensor:
 def output_probabilities(model: Any, tokens: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
     """The final residual stream (after ``ln_final``) at every position of ``tokens``, and the probability the
     model gives each of the world words ``ids`` as the next token there. Rows go through the model a few at a
-    time (:func:`rows_per_pass`): logits for a big vocabulary are never held for the whole batch.
+    time (:func:`mi_course.device.rows_that_fit`): logits for a big vocabulary are never held for the whole batch.
 
     tokens: [rows, n_ctx] in the model's own tokens; ids: int64 [n] world ids
     -> (x [rows * n_ctx, d_model], p [rows * n_ctx, n])
@@ -102,7 +93,7 @@ def output_probabilities(model: Any, tokens: Tensor, ids: Tensor) -> tuple[Tenso
     own = model_token_ids(model, ids)
     xs, ps = [], []
     with torch.no_grad():
-        for chunk in tokens.to(model.W_E.device).split(rows_per_pass(model, tokens.shape[1])):
+        for chunk in tokens.to(model.W_E.device).split(rows_that_fit(model, tokens.shape[1])):
             logits, cache = model.run_with_cache(chunk, names_filter=lambda name: name == "ln_final.hook_out")
             xs.append(cache["ln_final.hook_out"].flatten(0, 1).cpu())
             ps.append(logits.softmax(-1)[..., own.to(logits.device)].flatten(0, 1).cpu())

@@ -30,6 +30,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
+from ..device import rows_that_fit
+
 
 @dataclass(frozen=True)
 class Site:
@@ -71,16 +73,6 @@ def head_position_sites(n_layers: int, n_heads: int, n_pos: int) -> list[Site]:
     return [Site(f"blocks.{l}.attn.hook_z", p, h) for l in range(n_layers) for p in range(n_pos) for h in range(n_heads)]
 
 
-LOGITS_BUDGET = 2**26      # floats of logits per forward pass (256 MB): a hub vocabulary patches fewer copies at once
-
-
-def _rows_that_fit(model: Any, positions: int, max_rows: int) -> int:
-    """Copied prompts per forward pass: at most ``max_rows``, and few enough that their logits
-    ``[rows, positions, vocab]`` stay within :data:`LOGITS_BUDGET` (GPT-2's 50,257 words: 2,048 rows of 12
-    positions would be 5 GB of logits)."""
-    return max(1, min(max_rows, LOGITS_BUDGET // max(1, positions * model.cfg.d_vocab)))
-
-
 def patch_sweep(model: Any, corrupt: Tensor, clean_cache: Any, sites: Sequence[Site],
                 metric: Callable[[Tensor], Tensor], max_rows: int = 2048) -> Tensor:
     """``metric`` of the corrupted run with each site restored from ``clean_cache``. -> [len(sites)]
@@ -98,7 +90,7 @@ def patch_sweep(model: Any, corrupt: Tensor, clean_cache: Any, sites: Sequence[S
             if start is None:                                   # the patch changes no number: the corrupted run
                 results[group] = _as_float(metric(run.logits))
                 continue
-            fit = _rows_that_fit(model, corrupt.shape[1] - start, max_rows)
+            fit = rows_that_fit(model, corrupt.shape[1] - start, max_rows)
             for chunk in _chunks(group, max(1, fit // run.batch)):
                 results[chunk] = _resumed_metrics(model, run, clean_cache, [sites[i] for i in chunk], start, metric)
         if hooked:
@@ -292,7 +284,7 @@ def _hooked_sweep(model: Any, corrupt: Tensor, clean_cache: Any, sites: Sequence
                   metric: Callable[[Tensor], Tensor], max_rows: int) -> Tensor:
     """:func:`patch_sweep` with one hook per patched hook name on full forward passes of the repeated batch."""
     batch = corrupt.shape[0]
-    per_chunk = max(1, _rows_that_fit(model, corrupt.shape[1], max_rows) // batch)
+    per_chunk = max(1, rows_that_fit(model, corrupt.shape[1], max_rows) // batch)
     results = []
     for start in range(0, len(sites), per_chunk):
         chunk = sites[start:start + per_chunk]
@@ -365,7 +357,7 @@ def neuron_patch_effects(model: Any, corrupt: Tensor, clean_cache: Any, layer: i
         base = (run.cache[f"blocks.{layer}.hook_resid_mid"][:, pos:] + run.cache[f"blocks.{layer}.hook_mlp_out"][:, pos:])
         prefix = run.logits[:, :pos]
         out = []
-        per_chunk = max(1, _rows_that_fit(model, T - pos, max_rows) // run.batch)
+        per_chunk = max(1, rows_that_fit(model, T - pos, max_rows) // run.batch)
         for start in range(0, len(masks), per_chunk):
             chunk = masks[start:start + per_chunk].to(delta.device, delta.dtype)             # [sets, d_mlp]
             edit = torch.einsum("sn,bn,nd->sbd", chunk, delta, W_out)                         # [sets, batch, d_model]

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..device import rows_that_fit
 from ..seed import stream
 from ..circuits.composition import composition_score, k_composition, random_composition_scores  # noqa: F401 (re-exported)
 from ..circuits.factored import ov_matrix, qk_matrix  # noqa: F401 (re-exported for the zoo and chapter 04)
@@ -90,19 +91,15 @@ def induction_scores(patterns: Tensor, n: int = 50) -> Tensor:
     return stripe_score(patterns, offset=n - 1, first_query=n + 1)
 
 
-LOGITS_BUDGET = 2**26      # floats of [batch, seq, vocab] logits held at once (256 MB): a hub vocabulary needs chunks
-
-
 def per_token_loss(model: Model, tokens: Tensor, fwd_hooks: list | None = None) -> Tensor:
     """Cross-entropy of predicting each next token. tokens [batch, seq] -> [batch, seq - 1]
 
-    Rows go through the model in chunks whose logits fit :data:`LOGITS_BUDGET` (all at once for the
+    Rows go through the model in chunks whose logits fit :data:`mi_course.device.LOGITS_BUDGET` (all at once for the
     course's 510 words; a few rows at a time for GPT-2's 50,257, whose logits for 128 rows of 256 tokens
     would be 6.6 GB). Hooks must therefore not depend on the other rows of the batch.
     """
     tokens = tokens.to(_device(model))
-    d_vocab = getattr(getattr(model, "cfg", None), "d_vocab", 0) or 1
-    rows = max(1, LOGITS_BUDGET // max(1, tokens.shape[1] * d_vocab))
+    rows = rows_that_fit(model, tokens.shape[1])
     losses = []
     with torch.no_grad():
         for chunk in tokens.split(rows):
