@@ -12,11 +12,13 @@ The learner version is the same notebook with the answers taken out:
 * in a markdown cell, the lines between ``<!-- BEGIN SOLUTION -->`` and
   ``<!-- END SOLUTION -->`` become ``*Your answer here.*``;
 * cells tagged ``solution-only`` are dropped;
-* outputs, execution counts and editor noise in the metadata are dropped.
+* outputs, execution counts and editor noise in the metadata are dropped;
+* a cell that installs the course at the release when it is missing (Colab, a plain JupyterHub) is added
+  after the parameters cell (:mod:`mi_course.launch`; tagged ``install``, it has no twin in the solution).
 
 Run ``mi-course build`` after editing a solution, and ``mi-course build --check``
 (or the tests) to see whether anything is out of date. The same command also
-writes ``binder/requirements.txt`` from ``constraints.txt``.
+writes ``binder/requirements.txt`` from ``constraints.txt`` (without the test tools).
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Iterator
 
 import nbformat
 from nbformat import NotebookNode
 from nbformat.v4.rwbase import rejoin_lines
+
+from mi_course import launch
 
 CODE_BEGIN = "### BEGIN SOLUTION"
 CODE_END = "### END SOLUTION"
@@ -42,6 +47,9 @@ KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 NBFORMAT_MINOR = 5  # cell ids exist from nbformat 4.5 on
 
 CPU_INDEX_LINE = "--extra-index-url https://download.pytorch.org/whl/cpu"
+# Pins of constraints.txt that Binder leaves out: the `dev` extra (tests, browser) and what only it needs.
+# tests/test_launch.py checks that these are exactly the pins outside mi-course's runtime dependencies.
+BINDER_LEAVES_OUT = ("coverage", "greenlet", "iniconfig", "playwright", "pluggy", "pytest", "pytest-timeout")
 
 
 class BuildError(ValueError):
@@ -140,11 +148,19 @@ def ensure_ids(nb: NotebookNode, name: str) -> bool:
     return changed
 
 
-def build_notebook(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
+def install_cell(tag: str) -> NotebookNode:
+    """The code cell that installs the course at release ``tag`` where it is missing (see :mod:`mi_course.launch`)."""
+    return NotebookNode(cell_type="code", id=launch.INSTALL_CELL_ID, execution_count=None, outputs=[],
+                        metadata=NotebookNode(tags=[launch.INSTALL_TAG]), source=launch.install_cell_source(tag))
+
+
+def build_notebook(nb: NotebookNode, name: str = "notebook", install_tag: str | None = None) -> NotebookNode:
     """The learner version of solution notebook ``nb`` (which is left unchanged).
 
     ``name`` (e.g. ``"solutions/03_superposition.ipynb"``) is used in error
-    messages and to derive ids for cells that have none.
+    messages and to derive ids for cells that have none. With ``install_tag``
+    (a release, e.g. ``"v0.1.0"``) the install cell follows the parameters cell
+    (or opens the notebook, if it has none).
     """
     source_nb = copy.deepcopy(nb)
     ensure_ids(source_nb, name)
@@ -163,6 +179,11 @@ def build_notebook(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
         elif "attachments" in cell:
             new["attachments"] = cell["attachments"]
         cells.append(new)
+    if install_tag is not None:
+        if any(c["id"] == launch.INSTALL_CELL_ID for c in cells):
+            raise BuildError(f"{name}: a cell already has the install cell's id {launch.INSTALL_CELL_ID!r}")
+        after = next((i + 1 for i, c in enumerate(cells) if "parameters" in _tags(c)), 0)
+        cells.insert(after, install_cell(install_tag))
     metadata = NotebookNode({k: source_nb.metadata[k] for k in KEPT_NOTEBOOK_METADATA if k in source_nb.metadata})
     return nbformat.from_dict({"nbformat": 4, "nbformat_minor": NBFORMAT_MINOR, "metadata": metadata,
                                "cells": cells})
@@ -240,10 +261,17 @@ def stale(root: Path) -> list[Path]:
     return [p for p in candidates if p not in generated]
 
 
+def _pinned_name(pin: str) -> str:
+    """``"pytest-timeout==2.4.0"`` → ``"pytest-timeout"`` (normalized: lower case, ``-`` for ``_`` and ``.``)."""
+    return re.sub(r"[-_.]+", "-", re.split(r"[=<>!~;\[ ]", pin, maxsplit=1)[0]).lower()
+
+
 def binder_requirements(constraints_text: str) -> str:
-    """``binder/requirements.txt``: the CPU wheel index, then exactly the pins of ``constraints.txt``."""
+    """``binder/requirements.txt``: the CPU wheel index, then the pins of ``constraints.txt`` less
+    :data:`BINDER_LEAVES_OUT` (the test tools)."""
     pins = [line.strip() for line in constraints_text.splitlines()
-            if line.strip() and not line.strip().startswith("#")]
+            if line.strip() and not line.strip().startswith("#")
+            and _pinned_name(line.strip()) not in BINDER_LEAVES_OUT]
     header = [CPU_INDEX_LINE, "# Generated from constraints.txt by `mi-course build`; do not edit by hand."]
     return "\n".join(header + pins) + "\n"
 
@@ -260,10 +288,11 @@ def _has_outputs(path: Path) -> bool:
 def _planned(root: Path) -> dict[Path, str]:
     """Every generated file and the text it should have (solutions that lack ids included)."""
     planned: dict[Path, str] = {}
+    tag = launch.release_tag(launch.project_version(root)) if (root / "pyproject.toml").exists() else None
     for src, out in pairs(root):
         name = src.relative_to(root).as_posix()
         nb = read_notebook(src)
-        planned[out] = notebook_text(build_notebook(nb, name))
+        planned[out] = notebook_text(build_notebook(nb, name, install_tag=tag))
         if ensure_ids(nb, name):
             planned[src] = notebook_text(nb)
     constraints = root / "constraints.txt"

@@ -32,10 +32,17 @@ def sanitize(text: str, patterns: list[tuple[re.Pattern, str]]) -> str:
 
 
 def restore_solutions(chapter: nbformat.NotebookNode, solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The exercise notebook with every cell's source taken back from the solution (same cell ids)."""
+    """The exercise notebook with every cell's source taken back from the solution (same cell ids).
+
+    The install cell that the build adds (tagged :data:`mi_course.launch.INSTALL_TAG`) has no twin and stays.
+    """
+    from mi_course.launch import INSTALL_TAG
+
     by_id = {c.id: c for c in solution.cells}
     restored = nbformat.from_dict(chapter)
     for cell in restored.cells:
+        if cell.id not in by_id and INSTALL_TAG in cell.metadata.get("tags", []):
+            continue
         if cell.id not in by_id:
             raise KeyError(f"cell {cell.id} of the exercise notebook has no twin in the solution")
         cell.source = by_id[cell.id].source

@@ -148,3 +148,29 @@ def test_every_exercise_region_became_a_stub(tmp_path):
                       for line in c.source.split("\n"))
         stubs = sum(line.strip() == STUB for c in read_notebook(out).cells for line in c.source.split("\n"))
         assert stubs == regions, f"{out.name}: {stubs} stubs for {regions} solution regions"
+
+
+def test_the_install_cell_follows_the_parameters_cell_or_opens_the_notebook():
+    from mi_course import launch
+
+    fixture = build_notebook(read_notebook(FIXTURE), "toy_puzzle.ipynb", install_tag="v9.8.7")
+    assert fixture.cells[0].id == launch.INSTALL_CELL_ID                  # no parameters cell: it comes first
+    assert fixture.cells[0].metadata == {"tags": [launch.INSTALL_TAG]}
+    assert "mi-course/mi-course@v9.8.7" in fixture.cells[0].source
+    nbformat.validate(fixture)
+
+    nb = _code("x = 1")
+    nb.cells.insert(0, nbformat.v4.new_code_cell('device = "auto"', id="p", metadata={"tags": ["parameters"]}))
+    assert [c.id for c in build_notebook(nb, install_tag="v1.0.0").cells] == ["p", launch.INSTALL_CELL_ID, "c"]
+    assert [c.id for c in build_notebook(nb).cells] == ["p", "c"]       # no tag, no install cell
+    nb.cells[1].id = launch.INSTALL_CELL_ID
+    with pytest.raises(BuildError, match="install cell"):
+        build_notebook(nb, install_tag="v1.0.0")
+
+
+def test_binder_requirements_leave_out_the_test_tools():
+    from mi_course.notebook_build import CPU_INDEX_LINE, binder_requirements
+
+    text = binder_requirements("# header\npytest==9.2.0\nPytest_Timeout==2.4.0\ntorch==2.13.0+cpu\nplaywright==1.0\n")
+    assert text.splitlines()[0] == CPU_INDEX_LINE
+    assert [line for line in text.splitlines() if not line.startswith(("#", "--"))] == ["torch==2.13.0+cpu"]
