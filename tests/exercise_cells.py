@@ -7,6 +7,7 @@ from pathlib import Path
 import nbformat
 import torch
 
+from mi_course.launch import INSTALL_TAG
 from mi_course.notebook_build import CODE_BEGIN
 
 def exercise_objects(notebook: Path) -> list[tuple[str | None, str, object]]:
@@ -18,7 +19,8 @@ def exercise_objects(notebook: Path) -> list[tuple[str | None, str, object]]:
     source_nb = nbformat.read(Path(str(notebook).replace("chapters", "solutions")), as_version=4)
     solution_cells = [c for c in source_nb.cells if c.cell_type == "code" and CODE_BEGIN in c.source]
     ids = {c.id for c in solution_cells}
-    setup = [c for c in nb.cells if c.cell_type == "code"][:2]          # parameters, setup
+    setup = [c for c in nb.cells if c.cell_type == "code"                # parameters, setup (not the install cell,
+             and INSTALL_TAG not in c.metadata.get("tags", [])][:2]     # which only the generated notebook has)
     namespace: dict = {}
     grad_was_enabled = torch.is_grad_enabled()   # a chapter's setup may switch autograd off, globally
     try:
