@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..device import rows_that_fit
+from ..residual_stream.local import activations  # noqa: F401 (re-exported for the puzzles)
 from ..residual_stream.prompts import bos_id, speaks_world
 from ..zoo.world import BOS_ID, TOKEN_ID, VOCAB
 
@@ -37,34 +38,6 @@ def model_token_ids(model: Any, ids: Tensor) -> Tensor:
         return ids
     table = torch.tensor([bos_id(model) if i == BOS_ID else _own_token(model, word) for i, word in enumerate(VOCAB)])
     return table[ids.cpu()]
-
-
-class _Enough(Exception):
-    """Raised by a forward pass's hook once every activation asked for is kept: the rest is not computed."""
-
-
-def activations(model: Any, tokens: Tensor, hooks: Sequence[str]) -> dict[str, Tensor]:
-    """The activations at ``hooks`` (those the model has) for one batch of the model's own tokens. The forward
-    pass stops after the last of them, so the unembedding (most of the cost for a hub vocabulary) is skipped.
-
-    tokens: [batch, pos] -> {hook: [batch, pos, ...] as the hook saw it (``hook_pos_embed``: batch 1)}
-    """
-    present = [h for h in hooks if h in model.hook_dict]
-    kept: dict[str, Tensor] = {}
-
-    def keeper(name: str):
-        def keep(x: Tensor, hook: Any) -> None:
-            kept[name] = x.detach()
-            if len(kept) == len(present):
-                raise _Enough
-        return keep
-
-    with torch.no_grad():
-        try:
-            model.run_with_hooks(tokens, fwd_hooks=[(h, keeper(h)) for h in present])
-        except _Enough:
-            pass
-    return kept
 
 
 def word_vectors(model: Any, ids: Tensor, where: str = "embed") -> Tensor:

@@ -9,7 +9,6 @@ similarity after subtracting each layer's mean residual.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Sequence
 
 import torch
@@ -36,24 +35,42 @@ def centred_cosine(full: Tensor, short: Tensor) -> Tensor:
 
 
 class _Enough(Exception):
-    """Raised by the last block's hook: the rest of the forward pass (the unembedding) is not needed."""
+    """Raised by a forward pass's hook once every activation asked for is kept: the rest is not computed."""
+
+
+def activations(model: Any, tokens: Tensor, hooks: Sequence[str], fwd_hooks: Sequence = ()) -> dict[str, Tensor]:
+    """The activations at ``hooks`` (those the model has) for one batch of the model's own tokens, with
+    ``fwd_hooks`` applied. The forward pass stops after the last of them, so the unembedding (most of the cost
+    for a hub vocabulary: [batch, pos, 50,257] logits) is skipped.
+
+    tokens: [batch, pos] -> {hook: [batch, pos, ...] as the hook saw it (``hook_pos_embed``: batch 1)}
+    """
+    present = [h for h in hooks if h in model.hook_dict]
+    kept: dict[str, Tensor] = {}
+
+    def keeper(name: str) -> Callable:
+        def keep(x: Tensor, hook: Any) -> None:
+            kept[name] = x.detach()
+            if len(kept) == len(present):
+                raise _Enough
+        return keep
+
+    with torch.no_grad():
+        try:
+            model.run_with_hooks(tokens, fwd_hooks=[*fwd_hooks, *[(h, keeper(h)) for h in present]])
+        except _Enough:
+            pass
+    return kept
 
 
 def last_position_resid(model: Any, tokens: Tensor, positions: Tensor | None = None) -> Tensor:
     """The residual stream after every block at the last position. -> [n_layers, n, d_model]
 
     ``positions`` replaces the position embeddings (to keep the truncated tokens where they were). The forward
-    pass stops after the last block: a hub model's logits ([n, T, 50,257]) would cost more than the blocks.
+    pass stops after the last block (:func:`activations`).
     """
-    n_layers = model.cfg.n_layers
-    found: dict[int, Tensor] = {}
-
-    def keep(resid: Tensor, hook: Any, layer: int) -> None:
-        found[layer] = resid[:, -1].detach().cpu()
-        if layer == n_layers - 1:
-            raise _Enough
-
-    hooks = [(f"blocks.{layer}.hook_resid_post", functools.partial(keep, layer=layer)) for layer in range(n_layers)]
+    names = [f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)]
+    hooks = []
     if positions is not None:
         W_pos = model.W_pos
 
@@ -61,12 +78,8 @@ def last_position_resid(model: Any, tokens: Tensor, positions: Tensor | None = N
             return W_pos[positions.to(W_pos.device)].expand_as(pos_embed).clone()
 
         hooks.append(("hook_pos_embed", same_positions))
-    try:
-        with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-            model(tokens.to(model.W_E.device))
-    except _Enough:
-        pass
-    return torch.stack([found[layer] for layer in range(n_layers)])
+    found = activations(model, tokens.to(model.W_E.device), names, hooks)
+    return torch.stack([found[n][:, -1] for n in names]).cpu()
 
 
 def local_processing(model: Any, tokens: Tensor, ks: Sequence[int], bos: int,
