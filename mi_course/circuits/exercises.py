@@ -8,20 +8,21 @@ the message that explains them, and progressive hints. References are the functi
 from __future__ import annotations
 
 import re
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from ..seed import stream
-from transformer_lens import FactoredMatrix
 
 from .. import circuits
+from .factored import factored_matrix
 from ..checks.exercise import Case, CustomExercise, FunctionExercise, Mistake, call_answer_function, randn, register
 from ..checks.prediction import Question, register_question
 from ..checks.sandbox import call_with_timeout
 
+if TYPE_CHECKING:
+    from transformer_lens import FactoredMatrix
 
 
 def _low_rank(gen: torch.Generator, n: int, k: int) -> tuple[Tensor, Tensor]:
@@ -217,11 +218,11 @@ def _copying_cases(gen: torch.Generator) -> list[Case]:
     Q = torch.linalg.qr(randn(gen, 20, 2)).Q                            # [20, 2]
     mixed = torch.diag(torch.tensor([3.0, -1.0, 0.5]))
     P = torch.linalg.qr(randn(gen, 15, 3)).Q
-    return [Case((FactoredMatrix(A1, B1),), label="a random FactoredMatrix [40, 40] of rank 6"),
-            Case((FactoredMatrix(A2, A2.T.clone()),), label="A Aᵀ (a pure copying circuit: score 1)"),
-            Case((FactoredMatrix(-A2, A2.T.clone()),), label="-A Aᵀ (a pure suppressing circuit: score -1)"),
-            Case((FactoredMatrix(Q @ rot, Q.T.clone()),), label="a rotation by 90° (eigenvalues ±i: score 0)"),
-            Case((FactoredMatrix(P @ mixed, P.T.clone()),), label="eigenvalues 3, -1 and 0.5")]
+    return [Case((factored_matrix(A1, B1),), label="a random FactoredMatrix [40, 40] of rank 6"),
+            Case((factored_matrix(A2, A2.T.clone()),), label="A Aᵀ (a pure copying circuit: score 1)"),
+            Case((factored_matrix(-A2, A2.T.clone()),), label="-A Aᵀ (a pure suppressing circuit: score -1)"),
+            Case((factored_matrix(Q @ rot, Q.T.clone()),), label="a rotation by 90° (eigenvalues ±i: score 0)"),
+            Case((factored_matrix(P @ mixed, P.T.clone()),), label="eigenvalues 3, -1 and 0.5")]
 
 
 def _copy_real_parts(M: FactoredMatrix) -> float:

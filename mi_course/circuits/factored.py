@@ -13,11 +13,13 @@ values and norms come from ``d_head x d_head`` matrices instead of ``d_model x d
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
-from transformer_lens import FactoredMatrix
+
+if TYPE_CHECKING:     # imported where used: transformer_lens takes seconds to import, and the grader imports
+    from transformer_lens import FactoredMatrix     # this module in chapters that never load a language model
 
 Model = Any  # a TransformerBridge (or anything with W_Q, W_K, W_V, W_O)
 
@@ -25,6 +27,13 @@ Model = Any  # a TransformerBridge (or anything with W_Q, W_K, W_V, W_O)
 def _w(t: Tensor) -> Tensor:
     """A weight as a plain float CPU tensor (no autograd)."""
     return t.detach().float().cpu()
+
+
+def factored_matrix(A: Tensor, B: Tensor) -> FactoredMatrix:
+    """TransformerLens's ``FactoredMatrix(A, B)``, imported on first use. A: [m, r], B: [r, n] -> [m, n]."""
+    from transformer_lens import FactoredMatrix
+
+    return FactoredMatrix(A, B)
 
 
 def ov_matrix(model: Model, layer: int, head: int) -> Tensor:
@@ -39,12 +48,12 @@ def qk_matrix(model: Model, layer: int, head: int) -> Tensor:
 
 def ov_circuit(model: Model, layer: int, head: int) -> FactoredMatrix:
     """``W_OV`` as a ``FactoredMatrix(W_V, W_O)``: [d_model, d_head] x [d_head, d_model]."""
-    return FactoredMatrix(_w(model.W_V[layer, head]), _w(model.W_O[layer, head]))
+    return factored_matrix(_w(model.W_V[layer, head]), _w(model.W_O[layer, head]))
 
 
 def qk_circuit(model: Model, layer: int, head: int) -> FactoredMatrix:
     """``W_QK`` as a ``FactoredMatrix(W_Q, W_Kᵀ)``: [d_model, d_head] x [d_head, d_model]."""
-    return FactoredMatrix(_w(model.W_Q[layer, head]), _w(model.W_K[layer, head]).T)
+    return factored_matrix(_w(model.W_Q[layer, head]), _w(model.W_K[layer, head]).T)
 
 
 def low_rank_eigenvalues(A: Tensor, B: Tensor) -> Tensor:

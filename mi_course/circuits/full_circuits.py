@@ -17,13 +17,15 @@ LayerNorm between the layers. All are rank ``d_head`` and are returned as ``Fact
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
-from transformer_lens import FactoredMatrix
 
-from .factored import _w
+from .factored import _w, factored_matrix
+
+if TYPE_CHECKING:
+    from transformer_lens import FactoredMatrix
 
 Model = Any
 
@@ -56,7 +58,7 @@ def full_ov_circuit(model: Model, layer: int, head: int, tokens: Tensor | None =
     (``W_E W_OV^{via} W_OV W_U``)   returns: FactoredMatrix [n, n] of rank d_head
     """
     ids = _token_ids(model, tokens)
-    return FactoredMatrix(read_tokens(model, ids, layer, via) @ _w(model.W_V[layer, head]),
+    return factored_matrix(read_tokens(model, ids, layer, via) @ _w(model.W_V[layer, head]),
                           _w(model.W_O[layer, head]) @ _w(model.W_U)[:, ids])
 
 
@@ -69,7 +71,7 @@ def full_qk_circuit(model: Model, layer: int, head: int, tokens: Tensor | None =
     """
     ids = _token_ids(model, tokens)
     queries, keys = read_tokens(model, ids, layer, query_via), read_tokens(model, ids, layer, key_via)
-    return FactoredMatrix(queries @ _w(model.W_Q[layer, head]), _w(model.W_K[layer, head]).T @ keys.T)
+    return factored_matrix(queries @ _w(model.W_Q[layer, head]), _w(model.W_K[layer, head]).T @ keys.T)
 
 
 def positional_qk_circuit(model: Model, layer: int, head: int, n_pos: int | None = None) -> Tensor:

@@ -30,7 +30,9 @@ def train_small_settings(feature_probabilities: list[float], importance_decays: 
     """
     decays = torch.tensor(importance_decays, dtype=torch.float32)
     importance = decays[:, None] ** torch.arange(n_features, dtype=torch.float32)   # [settings, features]
-    config = TrainConfig(steps=steps, batch_size=256, lr=1e-2, seed=seed, progress=False)
+    # 3e-2, not the chapter's 1e-2: at 1e-2 the dense setting often still holds a third feature at step 1,500
+    # (2 of 12 seeds), and the questions below the widget are graded on what this trainer finds.
+    config = TrainConfig(steps=steps, batch_size=256, lr=3e-2, seed=seed, progress=False)
     W, _ = sweep(n_features, 2, torch.tensor(feature_probabilities, dtype=torch.float32), importance, n_seeds, config)
     return W
 
