@@ -14,8 +14,10 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
-	# torch first, pinned to the CPU wheel: an unpinned torch pulls GBs of CUDA.
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt torch
+	# torch first, pinned to the CPU wheel (PyTorch's own index; PyPI has no +cpu builds): an unpinned torch
+	# pulls GBs of CUDA. --retries 1: where that index cannot be reached, pip must not wait on it five times.
+	$(PIP) install --quiet --disable-pip-version-check --retries 1 --extra-index-url https://download.pytorch.org/whl/cpu \
+		-c constraints.txt torch
 	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $@
 

@@ -234,6 +234,21 @@ def memory_cage(pattern: str = "*", limit_gib: float = 2.0) -> dict:
             "notebooks": results}
 
 
+def merged(previous: dict, new: dict, commit: str) -> dict:
+    """The "memory_cage" section of results.json after a run of some notebooks: each new entry stamped with
+    ``commit`` and the UTC date, the previous entries of the notebooks not rerun kept (with their own stamps),
+    in course order. A skipped run (no cage here) leaves ``previous`` as it was."""
+    if "notebooks" not in new:
+        return previous or new
+    date = time.strftime("%Y-%m-%d", time.gmtime())
+    fresh = {r["notebook"]: {**r, "commit": commit, "date": date} for r in new["notebooks"]}
+    kept = {r["notebook"]: {"commit": previous.get("commit", "?"), **r} for r in previous.get("notebooks", [])}
+    entries = {**kept, **fresh}
+    order = [p.stem for p in notebooks()]
+    rows = sorted(entries.values(), key=lambda r: order.index(r["notebook"]) if r["notebook"] in order else len(order))
+    return {"commit": commit, **{k: v for k, v in new.items() if k != "notebooks"}, "notebooks": rows}
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))     # so that a killed run still removes its cage
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

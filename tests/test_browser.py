@@ -158,16 +158,17 @@ def _wait_for_server(lab: Lab, proc: subprocess.Popen) -> None:
     raise RuntimeError(f"JupyterLab did not answer within {SERVER_START_TIMEOUT_S} s:\n{lab.log_tail()}")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Lab:
-    """A JupyterLab server whose root is an empty temporary folder; killed at the end."""
-    base = tmp_path_factory.mktemp("lab")
-    root = base / "notebooks"
-    root.mkdir()
+@contextlib.contextmanager
+def serve_lab(base: Path, root: Path, python: str = sys.executable, env: dict[str, str | None] | None = None,
+              app: str = "jupyterlab"):
+    """A JupyterLab server of ``python``'s environment on ``root`` (token auth on 127.0.0.1, a free port,
+    Jupyter state under ``base``: :func:`_isolated_env`, with ``env``'s variables set, or removed where None);
+    yields its :class:`Lab` once it answers, and stops it at the end. ``app``: the module started
+    (``jupyter_server`` for a plain server with JupyterLab as its extension, as JupyterHub starts one)."""
     lab = Lab(root=root, port=_free_port(), token=secrets.token_hex(16), log=base / "jupyterlab.log",
               progress=base / "progress.json")
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser",
+        python, "-m", app, "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={lab.port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={lab.token}", f"--ServerApp.root_dir={root}",
         f"--LabApp.workspaces_dir={base / 'lab-workspaces'}",
@@ -176,8 +177,14 @@ def lab(tmp_path_factory) -> Lab:
     ]
     if os.geteuid() == 0:  # containers and CI often run as root
         cmd.append("--allow-root")
+    server_env = _isolated_env(base, lab.progress)
+    for name, value in (env or {}).items():
+        if value is None:
+            server_env.pop(name, None)
+        else:
+            server_env[name] = value
     with open(lab.log, "wb") as log:
-        proc = subprocess.Popen(cmd, env=_isolated_env(base, lab.progress), cwd=root, stdout=log,
+        proc = subprocess.Popen(cmd, env=server_env, cwd=root, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for_server(lab, proc)
@@ -189,6 +196,16 @@ def lab(tmp_path_factory) -> Lab:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Lab:
+    """A JupyterLab server whose root is an empty temporary folder; killed at the end."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "notebooks"
+    root.mkdir()
+    with serve_lab(base, root) as lab:
+        yield lab
 
 
 # --------------------------------------------------------------------------
