@@ -14,8 +14,9 @@ repeated once per patch site, each copy gets its own patch, and three facts cut 
 - the residual stream is a sum: restoring an MLP's or head's output is an edit of the stream
   right after that component writes to it.
 
-That covers the residual stream, attention and MLP outputs and heads (``hook_z``) of models
-with standard GPT-style blocks, checked on the corrupted run itself (:func:`_can_resume`).
+That covers the residual stream, attention and MLP outputs, heads (``hook_z``) and heads' queries
+and keys (``hook_q``, ``hook_k``: the patched layer's attention is recomputed) of models with standard
+GPT-style blocks, checked on the corrupted run itself (:func:`_can_resume`).
 Any other hook, or model, is patched with hooks on the full forward pass (:func:`_hooked_sweep`).
 The tests check that the numbers are TransformerLens's.
 """
@@ -139,10 +140,14 @@ _WRITES = {
 }
 
 
+_QK = {"attn.hook_q": "q", "attn.hook_k": "k"}   # restored inside the attention itself (see _attention)
+
+
 def _resume_point(hook: str) -> tuple[int, str] | None:
-    """(layer, kind) of a hook in ``_WRITES`` (e.g. "blocks.2.attn.hook_z" -> (2, "attn.hook_z")), else None."""
+    """(layer, kind) of a hook in ``_WRITES`` or ``_QK`` (e.g. "blocks.2.attn.hook_z" -> (2, "attn.hook_z")),
+    else None."""
     match = re.fullmatch(r"blocks\.(\d+)\.(.+)", hook)
-    return (int(match[1]), match[2]) if match and match[2] in _WRITES else None
+    return (int(match[1]), match[2]) if match and (match[2] in _WRITES or match[2] in _QK) else None
 
 
 def _finish(model: Any, run: _CorruptedRun, x: Tensor, stage: int, start: int) -> Tensor:
@@ -158,12 +163,18 @@ def _finish(model: Any, run: _CorruptedRun, x: Tensor, stage: int, start: int) -
     return model.unembed(model.ln_final(x))
 
 
-def _attention(model: Any, run: _CorruptedRun, layer: int, x: Tensor, start: int) -> Tensor:
+def _attention(model: Any, run: _CorruptedRun, layer: int, x: Tensor, start: int,
+               restore: tuple[str, Tensor, Tensor] | None = None) -> Tensor:
     """A layer's attention output at positions ``start..``; keys and values before ``start`` are the corrupted
-    run's (nothing patched at ``start`` or later can change them). x: [rows, pos - start, d_model] -> same shape"""
+    run's (nothing patched at ``start`` or later can change them). ``restore``: ("q" or "k", clean [rows,
+    pos - start, heads, d_head], where [rows, pos - start, heads, 1]) puts clean queries or keys in.
+    x: [rows, pos - start, d_model] -> same shape"""
     block, H = model.blocks[layer], model.cfg.n_heads
     h = block.ln1(x)
     q, k, v = (proj(h).unflatten(-1, (H, -1)) for proj in (block.attn.q, block.attn.k, block.attn.v))
+    if restore is not None:
+        which, clean, where = restore
+        q, k = (torch.where(where, clean, q), k) if which == "q" else (q, torch.where(where, clean, k))
     copies = x.shape[0] // run.batch
     k = torch.cat([run.repeated(f"blocks.{layer}.attn.hook_k", slice(0, start), copies), k], dim=1)  # [rows, pos, heads, d_head]
     v = torch.cat([run.repeated(f"blocks.{layer}.attn.hook_v", slice(0, start), copies), v], dim=1)
@@ -249,15 +260,29 @@ def _resumed_metrics(model: Any, run: _CorruptedRun, clean_cache: Any, sites: li
     corrupt_act = run.cache[sites[0].hook][:, start:]                                  # [batch, pos - start, ...]
     clean_act = clean_cache[sites[0].hook].to(corrupt_act.device)[:, start:]
     masks = torch.stack([_site_mask(s, run.cache[s.hook]) for s in sites])[:, start:]  # [sites, pos - start(, heads)]
+    if kind in _QK:                        # recompute the layer's attention with the clean queries or keys
+        x = run.repeated(f"blocks.{layer}.hook_resid_pre", slice(start, None), len(sites))
+        where = masks[:, None, ..., None].expand(-1, run.batch, *masks.shape[1:], 1).flatten(0, 1)
+        restore = (_QK[kind], clean_act.repeat(len(sites), 1, 1, 1), where)
+        change = _attention(model, run, layer, x, start, restore) - _attention(model, run, layer, x, start)
+        mid = f"blocks.{layer}.hook_resid_mid"        # exactly the corrupted stream where the patch changes nothing
+        base = run.repeated(mid, slice(start, None), len(sites)) if mid in run.cache else x + _attention(model, run, layer, x, start)
+        logits = _finish(model, run, base + change, 2 * layer + 1, start)
+        return _metrics(run, logits, start, metric)
     patched = torch.where(masks[:, None, ..., None], clean_act, corrupt_act).flatten(0, 1)  # [sites * batch, pos - start, ...]
     offset, base = _WRITES[kind]
     if kind == "attn.hook_z":
         patched = _head_outputs_to_stream(model, layer, patched)
     x = patched if base is None else run.repeated(f"blocks.{layer}.{base}", slice(start, None), len(sites)) + patched
     logits = _finish(model, run, x, 2 * layer + offset, start)                    # [sites * batch, pos - start, vocab]
+    return _metrics(run, logits, start, metric)
+
+
+def _metrics(run: _CorruptedRun, logits: Tensor, start: int, metric: Callable[[Tensor], Tensor]) -> Tensor:
+    """``metric`` of each copy: the corrupted run's logits before ``start``, the copy's from there.
+    logits: [copies * batch, pos - start, vocab] -> [copies]"""
     prefix = run.logits[:, :start]
-    return torch.stack([_as_float(metric(torch.cat([prefix, rows], dim=1)))
-                        for rows in logits.split(run.batch)])
+    return torch.stack([_as_float(metric(torch.cat([prefix, rows], dim=1))) for rows in logits.split(run.batch)])
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

@@ -121,6 +121,23 @@ def copy_losses(loss: Tensor, n: int = 50) -> tuple[float, float]:
     return first, second
 
 
+def heads_to_sweep(scores: dict[str, Tensor], most: int = 8) -> list[tuple[int, int]]:
+    """The heads a per-head ablation sweep visits (one forward pass each): every head, in order, on a model
+    with at most ``most`` heads; on a larger one (GPT-2 small has 144) the ``most`` heads that score highest
+    on any of ``scores``, taken in turn from each kind's ranking, then put in order.
+    scores: {kind: [layer, head]} -> [(layer, head)]"""
+    n_layers, n_heads = next(iter(scores.values())).shape
+    if n_layers * n_heads <= most:
+        return [(layer, head) for layer in range(n_layers) for head in range(n_heads)]
+    rankings = [s.flatten().nan_to_num(float("-inf")).argsort(descending=True).tolist() for s in scores.values()]
+    chosen: list[int] = []
+    for rank in range(n_layers * n_heads):
+        for ranking in rankings:
+            if len(chosen) < most and ranking[rank] not in chosen:
+                chosen.append(ranking[rank])
+    return sorted(divmod(i, n_heads) for i in chosen)
+
+
 def head_ablation_hooks(heads: Sequence[tuple[int, int]], mean_over: Tensor | None = None) -> list:
     """Hooks that zero-ablate (or mean-ablate) heads' outputs ``z`` before ``W_O``.
 

@@ -28,6 +28,8 @@ def _head_heatmap(ax: plt.Axes, scores: Tensor, title: str, cmap: str = "Blues",
     im = ax.imshow(scores, cmap=cmap, vmin=vmin, vmax=vmax)
     for (l, h), v in zip(torch.cartesian_prod(torch.arange(scores.shape[0]), torch.arange(scores.shape[1])).tolist(),
                          scores.flatten().tolist()):
+        if v != v:                      # NaN: a head the sweep did not visit (head_scores.heads_to_sweep)
+            continue
         ax.text(h, l, f"{v:.2f}", ha="center", va="center", fontsize=8,
                 color="white" if abs(v - vmin) > 0.6 * (vmax - vmin) else "black")
     ax.set_xticks(range(scores.shape[1]), [f"H{h}" for h in range(scores.shape[1])])
@@ -48,7 +50,7 @@ def plot_head_scores(scores: dict[str, Tensor]) -> plt.Figure:
 
 def plot_ablation(zero: Tensor, mean: Tensor) -> plt.Figure:
     """Increase in second-copy loss when each head is zero- or mean-ablated. [layer, head] each"""
-    vmax = max(float(zero.abs().max()), float(mean.abs().max()), 1e-6)
+    vmax = max(float(zero.nan_to_num().abs().max()), float(mean.nan_to_num().abs().max()), 1e-6)   # NaN: not swept
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.2 + 0.4 * zero.shape[0]))
     _head_heatmap(axes[0], zero, "zero-ablated", "RdBu_r", -vmax, vmax)
     _head_heatmap(axes[1], mean, "mean-ablated", "RdBu_r", -vmax, vmax)
@@ -73,11 +75,13 @@ def plot_positional_qk(pattern: Tensor, head: str, ln_scale: float, n: int = 24)
 def plot_path_ablation(increase: Tensor, writers: Sequence[str], sides: Sequence[str], readers: str) -> plt.Figure:
     """Increase in the second copy's loss when one writer is removed from one side of the readers' input.
     increase: [writer, side]"""
-    vmax = max(float(increase.abs().max()), 1e-6)
+    vmax = max(float(increase.nan_to_num().abs().max()), 1e-6)              # NaN: a writer not swept
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     im = ax.imshow(increase, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
     for (i, j), v in zip(torch.cartesian_prod(torch.arange(increase.shape[0]), torch.arange(increase.shape[1])).tolist(),
                          increase.flatten().tolist()):
+        if v != v:
+            continue
         ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=9, color="white" if abs(v) > 0.6 * vmax else "black")
     ax.set_xticks(range(len(sides)), sides)
     ax.set_yticks(range(len(writers)), writers)
