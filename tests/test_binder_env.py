@@ -191,7 +191,7 @@ print(json.dumps({"problems": problems, "kernel": [spec.resource_dir, *spec.argv
 """
 
 
-def test_chapter_01_reproduces_its_stored_outputs_in_the_binder_environment(binder_env, tmp_path):
+def test_chapter_01_runs_in_the_binder_environment_and_matches_its_stored_outputs(binder_env, tmp_path):
     """The generated chapter, answers put back, run by papermill in the environment's kernel: the same outputs
     as the stored solution (compared by mi_course.notebook_compare, as in tests/test_notebooks.py)."""
     script = tmp_path / "run_chapter.py"

@@ -252,6 +252,15 @@ _JS_PANEL = """
 }
 """
 
+_JS_ACTIVATE_PANEL = f"""
+(path) => {{
+  const panel = ({_JS_PANEL})(path);
+  if (!panel) return false;
+  window.jupyterapp.shell.activateById(panel.id);
+  return window.jupyterapp.shell.currentWidget === panel;
+}}
+"""
+
 _JS_NOTEBOOK_READY = f"""
 (path) => {{
   if (!window.jupyterapp) return false;
@@ -339,6 +348,10 @@ def run_all_cells(page, name: str, timeout_s: float = RUN_ALL_TIMEOUT_S) -> floa
     count means "ran now". Fails at once if a cell raised. Returns the seconds it took.
     """
     start = time.monotonic()
+    # The notebook commands act on the current tab, and JupyterLab's workspace may have restored earlier tests'
+    # notebooks around this one (the server is shared): make this notebook the current tab first.
+    _poll(page, lambda: page.evaluate(_JS_ACTIVATE_PANEL, name), LAB_LOAD_TIMEOUT_S,
+          lambda: f"{name} could not be made the current tab")
     page.evaluate("""async () => {
       await window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs');
       await window.jupyterapp.commands.execute('notebook:run-all-cells');
