@@ -161,3 +161,23 @@ def test_the_neuron_check_says_when_the_metric_is_not_a_number():
     same = pairs.Pairs(p.clean, p.corrupt, p.answer, p.answer)         # answer == wrong: 0 / 0 on every pair
     result = checks.run("06.lookup_neuron", lambda: (model, same, 0))
     assert not result.passed and "not a number" in result.message
+
+
+def test_on_a_large_mlp_the_neuron_check_patches_atps_shortlist_and_the_answer(monkeypatch):
+    from mi_course.fact_recall import atp
+    from mi_course.fact_recall.exercises import single_neuron_effects
+    model = models.load("gelu-3l-facts", device="cpu")
+    p = pairs.make_pairs(pairs.fact_prompts(model), 8, seed=5)
+    full, _, _ = single_neuron_effects(model, p)                   # 512 neurons: every one is patched
+    assert full.isfinite().all()
+    monkeypatch.setattr(atp, "SHORTLIST", 32)                       # now MLP 0 counts as large
+    listed, _, _ = single_neuron_effects(model, p)
+    assert int(listed.isfinite().sum()) == 32
+    outside = int((~listed.isfinite()).nonzero()[0])                # a neuron AtP does not shortlist
+    short, _, _ = single_neuron_effects(model, p, also=(outside,))
+    patched = short.isfinite()
+    assert int(patched.sum()) == 33 and patched[outside]
+    assert torch.allclose(short[patched], full[patched], atol=1e-6)  # the same exact effects, only fewer
+    assert full[patched].max() >= full.topk(5).values[-1]            # AtP's shortlist holds a top-5 neuron
+    wrong = checks.run("06.lookup_neuron", lambda: (model, p, outside))
+    assert not wrong.passed and "of 33;" in wrong.message and "attribution patching ranks highest" in wrong.message

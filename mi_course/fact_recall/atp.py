@@ -45,6 +45,27 @@ def attribution_patching(clean_cache: Any, corrupt_acts: dict, corrupt_grads: di
     return (delta * corrupt_grads[name]).sum(dim=sum_dims)
 
 
+SHORTLIST = 512     # neuron sweeps patch at most this many neurons of one MLP exactly
+
+
+def shortlist(estimate: Tensor, k: int | None = None) -> Tensor:
+    """The nodes worth patching exactly: all of them when there are at most ``k`` (default ``SHORTLIST``), else the ``k`` whose AtP
+    ``estimate`` is largest in size (on GPT-2 small, MLP 0 has 3,072 neurons, and patching each alone costs as
+    many forward passes). estimate: [nodes] -> indices [min(k, nodes)], ascending"""
+    k = SHORTLIST if k is None else k
+    if len(estimate) <= k:
+        return torch.arange(len(estimate))
+    return estimate.abs().topk(k).indices.sort().values
+
+
+def neuron_attribution(model: Any, clean_cache: Any, corrupt: Tensor, metric: Callable[[Tensor], Tensor],
+                       layer: int = 0, pos: int = -1) -> Tensor:
+    """AtP estimate for each neuron of MLP ``layer`` at position ``pos``. -> [d_mlp]"""
+    name = f"blocks.{layer}.mlp.hook_post"
+    acts, grads = gradients(model, corrupt, [name], metric)
+    return attribution_patching(clean_cache, acts, grads, name, (0,))[pos].cpu()
+
+
 def head_attribution(model: Any, clean_cache: Any, corrupt: Tensor, metric: Callable[[Tensor], Tensor]) -> Tensor:
     """AtP estimate for each head's output over all positions (as a head sweep patches it). -> [layers, heads]"""
     names = [f"blocks.{l}.attn.hook_z" for l in range(model.cfg.n_layers)]

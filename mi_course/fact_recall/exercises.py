@@ -495,11 +495,21 @@ def _parse_neuron(neuron: Any) -> int | None:
     return value if value == neuron else None
 
 
-def single_neuron_effects(model: Any, p: pairs.Pairs, layer: int = 0) -> tuple[Tensor, Any, Any]:
-    """Exact patching of each neuron of MLP ``layer`` alone at the last position: -> ([d_mlp], metric, clean cache)."""
+def single_neuron_effects(model: Any, p: pairs.Pairs, layer: int = 0,
+                          also: tuple[int, ...] = ()) -> tuple[Tensor, Any, Any]:
+    """Exact patching of MLP ``layer``'s neurons one at a time at the last position: every neuron when the MLP has
+    at most ``atp.SHORTLIST``, else AtP's shortlist and the neurons in ``also`` (the rest are NaN).
+    -> ([d_mlp], metric, clean cache)"""
     metric, cache = pairs.normalised_logit_diff(model, p)
-    eye = torch.eye(model.cfg.d_mlp, dtype=torch.bool)
-    return patching.neuron_patch_effects(model, p.corrupt.to(model.W_E.device), cache, layer, -1, eye, metric), metric, cache
+    corrupt = p.corrupt.to(model.W_E.device)
+    d_mlp = model.cfg.d_mlp
+    swept = (torch.arange(d_mlp) if d_mlp <= atp.SHORTLIST
+             else atp.shortlist(atp.neuron_attribution(model, cache, corrupt, metric, layer)))
+    swept = torch.cat([swept, torch.tensor(also, dtype=torch.long)]).unique()
+    effects = torch.full((d_mlp,), float("nan"))
+    effects[swept] = patching.neuron_patch_effects(model, corrupt, cache, layer, -1,
+                                                   torch.eye(d_mlp, dtype=torch.bool)[swept], metric).cpu()
+    return effects, metric, cache
 
 
 def _judge_lookup_neuron(learner: Any) -> tuple[bool, str]:
@@ -515,22 +525,25 @@ def _judge_lookup_neuron(learner: Any) -> tuple[bool, str]:
     if n is None or not 0 <= n < d_mlp:
         return False, f"Name one neuron of MLP 0 by its index, an int from 0 to {d_mlp - 1} (or 'L0N123')."
     try:
-        effects, metric, cache = single_neuron_effects(model, p)
+        effects, metric, cache = single_neuron_effects(model, p, also=(n,))
     except Exception as exc:                                         # a model the check cannot patch
         return False, f"The check could not patch this model: {type(exc).__name__}: {exc}"
     if not torch.isfinite(effects).any():
         return False, ("On your pairs the normalised metric is not a number: a pair's clean and corrupted logit "
                        "differences are equal (its two answers may be one token on this model), so no neuron can be "
                        "ranked. Use pairs whose answers differ.")
+    patched = (f"each of MLP 0's {d_mlp} neurons" if d_mlp <= atp.SHORTLIST else
+               f"yours and the {atp.SHORTLIST} of MLP 0's {d_mlp} neurons that attribution patching ranks highest")
+    swept = int(effects.isfinite().sum())
     effects = effects.nan_to_num(nan=-float("inf"))
     best = int(effects.argmax())
     if effects[n] >= effects[best] - 1e-4:
         second = effects.topk(2).values[1]
         return True, (f"Right: L0N{n} alone brings back {effects[n]:.3f} of the answer (the next best {second:.3f}), "
-                      f"recomputed by patching each of MLP 0's {d_mlp} neurons on your {len(p.clean)} pairs.")
+                      f"recomputed by patching {patched} on your {len(p.clean)} pairs.")
     rank = int((effects > effects[n]).sum()) + 1
-    message = (f"L0N{n} brings back {effects[n]:.3f} and ranks {rank} of {d_mlp}; L0N{best} brings back "
-               f"{effects[best]:.3f}.")
+    message = (f"L0N{n} brings back {effects[n]:.3f} and ranks {rank} of {swept}; L0N{best} brings back "
+               f"{effects[best]:.3f} (the check patched {patched}).")
     try:
         name = "blocks.0.mlp.hook_post"
         acts, grads = atp.gradients(model, p.corrupt.to(model.W_E.device), [name], metric)
