@@ -211,3 +211,24 @@ def test_antipodal_pairs_counts_represented_features_pointing_opposite_ways():
     W = torch.tensor([[[1.0, -1.0, 0.0, 0.0, 0.1], [0.0, 0.0, 1.0, -1.0, 0.0]],     # two pairs (+ a tiny feature)
                       [[1.0, 0.0, -0.1, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]]])     # none: -0.1 is not represented
     assert tms.antipodal_pairs(W).tolist() == [2, 0]
+
+
+def test_adam_step_is_torchs_adam_bit_for_bit():
+    gen = torch.Generator().manual_seed(7)
+    start = [torch.randn(3, 2, 5, generator=gen), torch.randn(3, 5, generator=gen)]
+    ours = [p.clone() for p in start]
+    theirs = [torch.nn.Parameter(p.clone()) for p in start]
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in ours]
+    optimizer = torch.optim.Adam(theirs, lr=3e-2)
+    for step in range(1, 31):
+        grads = [torch.randn(p.shape, generator=gen) * 10 ** (step % 3 - 1) for p in ours]
+        lr = 3e-2 * (0.5 * (1 + math.cos(math.pi * step / 40)))
+        tms.model.adam_step(ours, grads, moments, lr, step)
+        for p, g in zip(theirs, grads):
+            p.grad = g.clone()
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b.detach())
+        assert not torch.equal(a, start[0] if a.ndim == 3 else start[1])     # it moved

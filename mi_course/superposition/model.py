@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -148,10 +148,24 @@ class TrainConfig:
     description: str = "training toy models"
 
 
+def adam_step(params: Sequence[Tensor], grads: Sequence[Tensor], moments: list[tuple[Tensor, Tensor]], lr: float,
+              step: int, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    """One Adam step (``step`` counts from 1), in place: the arithmetic of ``torch.optim.Adam`` on the CPU, bit for
+    bit, without its per-step bookkeeping (for two small tensors that bookkeeping cost more than the update, and
+    its first step imports torch's compiler, 2 s). moments: one (exp_avg, exp_avg_sq) pair per parameter."""
+    beta1, beta2 = betas
+    with torch.no_grad():
+        for param, grad, (exp_avg, exp_avg_sq) in zip(params, grads, moments):
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / (1 - beta2 ** float(step)) ** 0.5).add_(eps)
+            param.addcdiv_(exp_avg, denom, value=-(lr / (1 - beta1 ** float(step))))
+
+
 def train(model: ToyModel, config: TrainConfig | None = None,
           forward: Callable[[Tensor, Tensor, Tensor], Tensor] = tms_forward,
           loss_fn: Callable[[Tensor, Tensor, Tensor], Tensor] = tms_loss) -> Tensor:
-    """Train every instance of ``model`` at once; returns logged losses [n_logs, instances].
+    """Train every instance of ``model`` at once with Adam; returns logged losses [n_logs, instances].
 
     The summed loss is minimised, so each instance follows its own gradient.
     The learning rate decays on a cosine schedule, which helps the sparse
@@ -162,9 +176,8 @@ def train(model: ToyModel, config: TrainConfig | None = None,
 
     config = config or TrainConfig()
     gen = stream(config.seed, "superposition.batches", model.W.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / config.steps)))
+    params = [model.W, model.b]
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
     history = []
     bar = tqdm(range(config.steps), desc=config.description, disable=not config.progress,
                mininterval=0.5, leave=False)
@@ -172,10 +185,9 @@ def train(model: ToyModel, config: TrainConfig | None = None,
         x = model.batch(config.batch_size, gen)
         with torch.enable_grad():   # also when the notebook switched autograd off
             loss = loss_fn(forward(model.W, model.b, x), x, model.importance)
-            optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-        optimizer.step()
-        schedule.step()
+            grads = torch.autograd.grad(loss.sum(), params)
+        lr = config.lr * (0.5 * (1 + math.cos(math.pi * step / config.steps)))     # cosine decay
+        adam_step(params, grads, moments, lr, step + 1)
         if step % config.log_every == 0 or step == config.steps - 1:
             history.append(loss.detach().cpu())
     bar.close()
