@@ -2,7 +2,8 @@
 
 :func:`make_gpt2` saves a randomly initialised GPT-2 in Hugging Face format to a folder, with a local
 tokenizer of GPT-2's size: the world's words (numbered in reverse, so that the model does not "speak the
-world", like a hub model) plus filler tokens up to ``vocab_size``. ``mi_course.models.load(folder)`` then
+world", like a hub model), the famous athletes' names (chapter 06's prompts on a hub model) and filler tokens up
+to ``vocab_size``. ``mi_course.models.load(folder)`` then
 loads it through TransformerBridge as it would a hub model. The default shape is GPT-2 small's: 12 layers,
 12 heads, d_model 768, d_mlp 3072, context 1024, 50,257 words (124M parameters, about 500 MB on disk).
 """
@@ -35,23 +36,12 @@ GPT2_SMALL = Shape()
 
 
 def foreign_tokenizer(vocab_size: int) -> Any:
-    """The world's tokenizer with its words numbered in reverse and ``<filler{i}>`` tokens up to ``vocab_size``
-    (at least the world's size): a ``transformers`` fast tokenizer. The words split and decode as the world's."""
-    from tokenizers import models as tk_models
-    from tokenizers import processors
-    from transformers import PreTrainedTokenizerFast
+    """A hub-like tokenizer of ``vocab_size`` words (``mi_course.zoo.tokenizer.hub_like_tokenizer``): the world's
+    words in another numbering, the famous athletes' names, then filler tokens."""
+    from mi_course.residual_stream.prompts import athlete_words
+    from mi_course.zoo.tokenizer import hub_like_tokenizer
 
-    from mi_course.zoo.tokenizer import build_tokenizer
-    from mi_course.zoo.world import BOS_ID, VOCAB
-
-    inner = build_tokenizer()
-    words = {w: len(VOCAB) - 1 - i for i, w in enumerate(VOCAB)}
-    words.update({f"<filler{i}>": i for i in range(len(VOCAB), vocab_size)})
-    inner.model = tk_models.WordLevel(vocab=words, unk_token="<unk>")
-    inner.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", special_tokens=[("<bos>", len(VOCAB) - 1 - BOS_ID)])
-    return PreTrainedTokenizerFast(tokenizer_object=inner, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-                                   unk_token="<unk>")
+    return hub_like_tokenizer(vocab_size, athlete_words())
 
 
 def make_gpt2(folder: Path, shape: Shape = GPT2_SMALL, seed: int = 0) -> dict:

@@ -34,29 +34,21 @@ def make_tiny_gpt2(folder: Path, n_positions: int = 64, foreign_vocabulary: bool
                    n_layers: int = 2, d_model: int = 32, n_heads: int = 2):
     """Save a randomly initialised GPT-2 (2 layers, d_model 32, 2 heads unless told; d_mlp 4 x d_model) in
     Hugging Face format to ``folder``; returns the Hugging Face model. Its tokenizer is the world's, or with
-    ``foreign_vocabulary`` the same words numbered in reverse order, so that the model does not "speak the
-    world" (like a hub model). ``vocab_size`` (with ``foreign_vocabulary``) pads the vocabulary with filler
-    tokens to a hub model's size: 50,257 words is GPT-2's, whose vocab x vocab matrices are 10 GB."""
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    ``foreign_vocabulary`` a hub-like one (``hub_like_tokenizer``): the same words numbered in reverse order, so
+    that the model does not "speak the world", and the famous athletes' names, which a hub tokenizer knows.
+    ``vocab_size`` (with ``foreign_vocabulary``) pads the vocabulary with filler tokens to a hub model's size:
+    50,257 words is GPT-2's, whose vocab x vocab matrices are 10 GB."""
+    from transformers import GPT2Config, GPT2LMHeadModel
 
-    from mi_course.zoo.tokenizer import build_tokenizer, load_tokenizer
+    from mi_course.residual_stream.prompts import athlete_words
+    from mi_course.zoo.tokenizer import hub_like_tokenizer, load_tokenizer
     from mi_course.zoo.world import BOS_ID, VOCAB
 
     tok = load_tokenizer()
     bos = BOS_ID
     if foreign_vocabulary:
-        from tokenizers import models as tk_models
-
-        inner = build_tokenizer()
-        words = {w: len(VOCAB) - 1 - i for i, w in enumerate(VOCAB)}
-        words.update({f"<filler{i}>": i for i in range(len(VOCAB), vocab_size or len(VOCAB))})
-        inner.model = tk_models.WordLevel(vocab=words, unk_token="<unk>")
+        tok = hub_like_tokenizer(vocab_size, athlete_words())
         bos = len(VOCAB) - 1 - BOS_ID
-        from tokenizers import processors
-
-        inner.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
-        tok = PreTrainedTokenizerFast(tokenizer_object=inner, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-                                      unk_token="<unk>")
     torch.manual_seed(0)
     hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=n_positions, n_embd=d_model, n_layer=n_layers,
                                     n_head=n_heads,

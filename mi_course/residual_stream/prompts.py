@@ -31,6 +31,11 @@ FAMOUS_ATHLETES = (
 )
 
 
+def athlete_words() -> list[str]:
+    """The words of :data:`FAMOUS_ATHLETES`' names (for a stand-in hub tokenizer that knows them)."""
+    return sorted({w for name, _ in FAMOUS_ATHLETES for w in name.split()})
+
+
 @dataclass
 class FactPrompts:
     """Prompts whose next token is a sport. tokens: [n, pos]; answers: token ids [n];

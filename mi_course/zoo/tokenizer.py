@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
@@ -64,4 +65,24 @@ def load_tokenizer(directory: str | Path = TOKENIZER_DIR):
     return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
 
 
-__all__ = ["TOKENIZER_DIR", "VOCAB", "build_tokenizer", "load_tokenizer", "save_tokenizer"]
+def hub_like_tokenizer(vocab_size: int | None = None, extra_words: Sequence[str] = ()):
+    """A stand-in for a hub model's tokenizer, for offline tests and the bench: the world's words numbered in
+    reverse (so that a model with it does not "speak the world"), then ``extra_words`` that the world lacks (the
+    famous athletes' names, say: a hub tokenizer has no unknown words), then ``<filler{i}>`` tokens up to
+    ``vocab_size`` (GPT-2's 50,257, say). Splits and decodes as the world's tokenizer; a ``transformers`` fast
+    tokenizer."""
+    from transformers import PreTrainedTokenizerFast
+
+    inner = build_tokenizer()
+    words = {w: len(VOCAB) - 1 - i for i, w in enumerate(VOCAB)}
+    for word in extra_words:
+        words.setdefault(word, len(words))
+    words.update({f"<filler{i}>": i for i in range(len(words), vocab_size or len(words))})
+    inner.model = models.WordLevel(vocab=words, unk_token="<unk>")
+    inner.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", len(VOCAB) - 1 - BOS_ID)])
+    return PreTrainedTokenizerFast(tokenizer_object=inner, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                   unk_token="<unk>")
+
+
+__all__ = ["TOKENIZER_DIR", "VOCAB", "build_tokenizer", "hub_like_tokenizer", "load_tokenizer", "save_tokenizer"]
