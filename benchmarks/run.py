@@ -401,7 +401,7 @@ def gpt2_shape(parts: set[str], chapters: str, folder: Path | None, n_prompts: i
         start = time.perf_counter()
         sizes = shape.saved_shape(folder) if (folder / "config.json").exists() else shape.make_gpt2(folder)
         section = {**previous, "model": {**sizes, "weights": "random (Hugging Face's GPT-2 initialiser, seed 0)",
-                                         "tokenizer": "the world's words plus filler tokens"},
+                                         "tokenizer": "the world's words, the famous athletes' names, filler tokens"},
                    "machine": _machine(), "build_or_reuse_s": round(time.perf_counter() - start, 1)}
         print("GPT-2 shape model:", section["model"], flush=True)
         if "chapters" in parts:
