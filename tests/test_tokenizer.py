@@ -50,3 +50,17 @@ def test_round_trips_generated_text(tok):
 def test_unknown_words_map_to_unk(tok):
     ids = tok("Anna likes zebras").input_ids
     assert ids[1] == W.TOKEN_ID["Anna"] and ids[-1] == tok.unk_token_id
+
+
+def test_the_hub_like_tokenizer_knows_the_athletes_and_renumbers_the_world():
+    from mi_course.residual_stream.prompts import FAMOUS_ATHLETES, TEMPLATE, athlete_words
+    from mi_course.zoo.tokenizer import hub_like_tokenizer
+
+    hub = hub_like_tokenizer(600, athlete_words())
+    assert len(hub) == 600 and hub.convert_ids_to_tokens(599) == "<filler599>"
+    assert hub.convert_tokens_to_ids("tennis") == len(W.VOCAB) - 1 - W.TOKEN_ID["tennis"]
+    prompts = [hub(TEMPLATE.format(name=name)).input_ids for name, _ in FAMOUS_ATHLETES]
+    unk = hub.convert_tokens_to_ids("<unk>")
+    assert all(unk not in ids for ids in prompts)
+    assert len({tuple(ids) for ids in prompts}) == len(FAMOUS_ATHLETES)      # every person's prompt differs
+    assert unk in hub("The sport that Zyxw Qvut plays is").input_ids        # words it was not given stay unknown
