@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -35,22 +34,16 @@ class Shape:
 GPT2_SMALL = Shape()
 
 
-def foreign_tokenizer(vocab_size: int) -> Any:
-    """A hub-like tokenizer of ``vocab_size`` words (``mi_course.zoo.tokenizer.hub_like_tokenizer``): the world's
-    words in another numbering, the famous athletes' names, then filler tokens."""
-    from mi_course.residual_stream.prompts import athlete_words
-    from mi_course.zoo.tokenizer import hub_like_tokenizer
-
-    return hub_like_tokenizer(vocab_size, athlete_words())
-
-
 def make_gpt2(folder: Path, shape: Shape = GPT2_SMALL, seed: int = 0) -> dict:
     """Save a random GPT-2 of ``shape`` (weights drawn by Hugging Face's initialiser from ``seed``; the global
     random state is left as it was) and its tokenizer to ``folder``, in Hugging Face format. -> the saved
     config's sizes, under :class:`Shape`'s names"""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    tok = foreign_tokenizer(shape.d_vocab)
+    from mi_course.residual_stream.prompts import athlete_words
+    from mi_course.zoo.tokenizer import hub_like_tokenizer
+
+    tok = hub_like_tokenizer(shape.d_vocab, athlete_words())      # the world's words renumbered, the athletes, fillers
     config = GPT2Config(vocab_size=len(tok), n_positions=shape.n_ctx, n_embd=shape.d_model, n_layer=shape.n_layers,
                         n_head=shape.n_heads, n_inner=shape.d_mlp, bos_token_id=tok.bos_token_id,
                         eos_token_id=tok.eos_token_id)

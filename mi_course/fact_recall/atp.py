@@ -49,9 +49,9 @@ SHORTLIST = 512     # neuron sweeps patch at most this many neurons of one MLP e
 
 
 def shortlist(estimate: Tensor, k: int | None = None) -> Tensor:
-    """The nodes worth patching exactly: all of them when there are at most ``k`` (default ``SHORTLIST``), else the ``k`` whose AtP
-    ``estimate`` is largest in size (on GPT-2 small, MLP 0 has 3,072 neurons, and patching each alone costs as
-    many forward passes). estimate: [nodes] -> indices [min(k, nodes)], ascending"""
+    """The nodes worth patching exactly: all of them when there are at most ``k`` (default ``SHORTLIST``), else
+    the ``k`` whose AtP ``estimate`` is largest in size (on GPT-2 small, MLP 0 has 3,072 neurons, and patching
+    each alone costs as many forward passes). estimate: [nodes] -> indices [min(k, nodes)], ascending"""
     k = SHORTLIST if k is None else k
     if len(estimate) <= k:
         return torch.arange(len(estimate))
@@ -64,6 +64,19 @@ def neuron_attribution(model: Any, clean_cache: Any, corrupt: Tensor, metric: Ca
     name = f"blocks.{layer}.mlp.hook_post"
     acts, grads = gradients(model, corrupt, [name], metric)
     return attribution_patching(clean_cache, acts, grads, name, (0,))[pos].cpu()
+
+
+def neuron_sweep(model: Any, corrupt: Tensor, clean_cache: Any, metric: Callable[[Tensor], Tensor], layer: int = 0,
+                 also: Sequence[int] = ()) -> tuple[Tensor, Tensor, Tensor]:
+    """MLP ``layer``'s neurons restored one at a time at the last position: AtP's estimate for every neuron, then
+    exact patching of its :func:`shortlist` (every neuron on an MLP of at most ``SHORTLIST``) and of ``also``.
+    -> (estimate [d_mlp], the neurons patched [n] ascending, their exact effects [n])"""
+    d_mlp = model.cfg.d_mlp
+    estimate = neuron_attribution(model, clean_cache, corrupt, metric, layer)
+    swept = torch.cat([shortlist(estimate), torch.tensor(list(also), dtype=torch.long)]).unique()
+    effects = patching.neuron_patch_effects(model, corrupt, clean_cache, layer, -1,
+                                            torch.eye(d_mlp, dtype=torch.bool)[swept], metric).cpu()
+    return estimate, swept, effects
 
 
 def head_attribution(model: Any, clean_cache: Any, corrupt: Tensor, metric: Callable[[Tensor], Tensor]) -> Tensor:

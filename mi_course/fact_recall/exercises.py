@@ -501,14 +501,9 @@ def single_neuron_effects(model: Any, p: pairs.Pairs, layer: int = 0,
     at most ``atp.SHORTLIST``, else AtP's shortlist and the neurons in ``also`` (the rest are NaN).
     -> ([d_mlp], metric, clean cache)"""
     metric, cache = pairs.normalised_logit_diff(model, p)
-    corrupt = p.corrupt.to(model.W_E.device)
-    d_mlp = model.cfg.d_mlp
-    swept = (torch.arange(d_mlp) if d_mlp <= atp.SHORTLIST
-             else atp.shortlist(atp.neuron_attribution(model, cache, corrupt, metric, layer)))
-    swept = torch.cat([swept, torch.tensor(also, dtype=torch.long)]).unique()
-    effects = torch.full((d_mlp,), float("nan"))
-    effects[swept] = patching.neuron_patch_effects(model, corrupt, cache, layer, -1,
-                                                   torch.eye(d_mlp, dtype=torch.bool)[swept], metric).cpu()
+    _, swept, exact = atp.neuron_sweep(model, p.corrupt.to(model.W_E.device), cache, metric, layer, also)
+    effects = torch.full((model.cfg.d_mlp,), float("nan"))
+    effects[swept] = exact
     return effects, metric, cache
 
 
